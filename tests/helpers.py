@@ -1,0 +1,42 @@
+"""Comparison and input helpers for the numerical tests (GUIDE section 5)."""
+
+from __future__ import annotations
+
+import torch
+
+# Relative-error limits of the numerical policy.
+RTOL = {
+    torch.float64: 1e-10,
+    torch.float32: 1e-5,
+    torch.float16: 1e-2,
+    torch.bfloat16: 1e-2,
+}
+
+
+def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """``||out - ref|| / ||ref||`` in float64; inf when ``out`` has NaN/inf
+    where ``ref`` does not, so a NaN never passes."""
+    out = out.detach().to(torch.float64)
+    ref = ref.detach().to(torch.float64)
+    assert out.shape == ref.shape, f"shape {tuple(out.shape)} != {tuple(ref.shape)}"
+    if not torch.equal(torch.isfinite(out), torch.isfinite(ref)):
+        return float("inf")
+    finite = torch.isfinite(ref)
+    diff = torch.linalg.vector_norm((out - ref)[finite])
+    norm = torch.linalg.vector_norm(ref[finite])
+    if norm == 0:
+        return float(diff)
+    return float(diff / norm)
+
+
+def assert_close(out: torch.Tensor, ref: torch.Tensor, rtol: float, what: str = "output"):
+    err = rel_error(out, ref)
+    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.1e}"
+
+
+def randn(*shape, dtype=torch.float32, gen=None, device="cpu", requires_grad=False):
+    """Random normal values scaled and shifted off zero mean, so that
+    statistics are non-trivial."""
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64) * 1.7 + 0.3
+    x = x.to(device=device, dtype=dtype)
+    return x.requires_grad_(requires_grad)
