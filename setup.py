@@ -14,5 +14,5 @@ PACKAGES = find_packages(include=["fastgram", "fastgram.*"]) + ["fastgram.kernel
 setup(
     packages=PACKAGES,
     package_dir={"fastgram.kernels": "kernels"},
-    include_package_data=True,
+    package_data={"fastgram": ["data/*", "data/*/*", "data/*/*/*"]},
 )

@@ -59,10 +59,13 @@ _BACKEND_MODULES = {
 # The ops each compiled backend provides once its module is loaded. Declared
 # here, not discovered, so that auto can warn about a backend that would have
 # served an op but failed to load, and so that a module that forgets to
-# register an op it promises is caught. Each kernel module adds its ops here.
+# register an op it promises is caught. Each kernel module adds its ops here,
+# one per line.
 PROVIDES: dict[str, tuple] = {
-    "triton": (),
-    "ext": (),
+    "triton": (
+    ),
+    "ext": (
+    ),
 }
 
 
