@@ -1,0 +1,236 @@
+"""The backend registry: choice, precedence, errors and fallback warnings.
+
+The compiled backends are simulated here (a fake ``ext`` implementation whose
+availability the test controls), so these tests hold whatever the machine
+has built.
+"""
+
+import threading
+import warnings
+
+import pytest
+import torch
+
+import fastgram
+from fastgram import dispatch, ops
+from fastgram.dispatch import BackendUnavailableError, FastgramFallbackWarning
+
+X = torch.randn(2, 3, 4, 4)
+
+
+class FakeExt:
+    """A controllable ``ext`` backend providing gram_matrix and style_loss."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        self.unavailable = None  # reason, or None for available
+        self.unsupported = None  # reason returned by supports(), or None
+        monkeypatch.setitem(dispatch._PROBES, "ext", lambda: self.unavailable)
+        # Loading the backend imports an already imported, harmless module.
+        monkeypatch.setitem(dispatch._BACKEND_MODULES, "ext", "fastgram.ops")
+        monkeypatch.setitem(dispatch.PROVIDES, "ext", ("gram_matrix", "style_loss"))
+        # Whatever real ext implementation exists is put back afterwards.
+        self.saved = {op: dispatch._impls[op].get("ext") for op in ("gram_matrix", "style_loss")}
+        for op in self.saved:
+            reference = dispatch._impls[op]["reference"].fn
+            dispatch.register(op, "ext", self._recording(op, reference), self._supports)
+
+    def _recording(self, op, fn):
+        def impl(*args):
+            self.calls.append(op)
+            return fn(*args)
+
+        return impl
+
+    def _supports(self, *args):
+        return self.unsupported
+
+    def remove(self):
+        for op, impl in self.saved.items():
+            dispatch.unregister(op, "ext")
+            if impl is not None:
+                dispatch.register(op, "ext", impl.fn, impl.supports)
+
+
+@pytest.fixture
+def fake_ext(monkeypatch):
+    fake = FakeExt(monkeypatch)
+    dispatch.refresh()
+    yield fake
+    fake.remove()
+
+
+def fallback_warnings(record):
+    return [w for w in record if issubclass(w.category, FastgramFallbackWarning)]
+
+
+def test_backends_reports_every_backend():
+    report = fastgram.backends()
+    assert list(report) == ["reference", "triton", "ext"]
+    ref = report["reference"]
+    assert ref.available and ref.reason is None
+    assert set(ref.ops) == {"gram_matrix", "style_loss", "content_loss", "instance_norm", "adain"}
+    for status in report.values():
+        assert isinstance(status, fastgram.BackendStatus)
+        assert status.available == (status.reason is None)
+        assert status.name in str(status)
+
+
+def test_auto_uses_an_available_backend(fake_ext):
+    ops.gram_matrix(X)
+    ops.style_loss([X], [torch.randn(3, 3)])
+    assert fake_ext.calls == ["gram_matrix", "style_loss"]
+    assert fastgram.backends()["ext"].available
+
+
+def test_auto_falls_back_with_one_warning_per_op_and_backend(fake_ext):
+    fake_ext.unavailable = "simulated: compiler missing"
+    dispatch.refresh()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            expected = ops.gram_matrix(X, backend="reference")
+            assert torch.equal(ops.gram_matrix(X), expected)
+            ops.style_loss([X], [torch.randn(3, 3)])
+            ops.instance_norm(X)  # ext does not provide it: no warning
+    found = fallback_warnings(record)
+    assert len(found) == 2, [str(w.message) for w in found]
+    messages = sorted(str(w.message) for w in found)
+    assert "gram_matrix" in messages[0] and "style_loss" in messages[1]
+    assert all("simulated: compiler missing" in m and "'ext'" in m for m in messages)
+    assert fake_ext.calls == []
+    status = fastgram.backends()["ext"]
+    assert not status.available and status.reason == "simulated: compiler missing"
+
+
+def test_auto_falls_back_when_inputs_are_unsupported(fake_ext):
+    fake_ext.unsupported = "simulated: float64 not supported"
+    with pytest.warns(FastgramFallbackWarning, match="float64 not supported"):
+        ops.gram_matrix(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastgramFallbackWarning)
+        ops.gram_matrix(X)  # second call: silent
+    assert fake_ext.calls == []
+
+
+def test_explicit_unavailable_backend_is_an_error(fake_ext):
+    fake_ext.unavailable = "simulated: not built"
+    dispatch.refresh()
+    with pytest.raises(BackendUnavailableError, match="backend.*'ext'.*simulated: not built"):
+        ops.gram_matrix(X, backend="ext")
+    with pytest.raises(BackendUnavailableError, match="simulated: not built"):
+        fastgram.set_backend("ext")
+    with pytest.raises(BackendUnavailableError, match="simulated: not built"):
+        with fastgram.use_backend("ext"):
+            pass
+    assert fastgram.get_backend() == "auto"
+
+
+def test_env_var_naming_an_unavailable_backend_fails_at_the_call(fake_ext, monkeypatch):
+    fake_ext.unavailable = "simulated: not built"
+    dispatch.refresh()
+    monkeypatch.setenv("FASTGRAM_BACKEND", "ext")
+    with pytest.raises(BackendUnavailableError, match="simulated: not built"):
+        ops.gram_matrix(X)
+
+
+def test_explicit_backend_without_the_op_routes_to_reference_once(fake_ext):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with fastgram.use_backend("ext"):
+            y1 = ops.instance_norm(X)
+            y2 = ops.instance_norm(X)
+            ops.gram_matrix(X)
+    assert torch.equal(y1, y2)
+    found = fallback_warnings(record)
+    assert len(found) == 1 and "no implementation of instance_norm" in str(found[0].message)
+    assert fake_ext.calls == ["gram_matrix"]
+
+
+def test_reference_choice_bypasses_other_backends(fake_ext):
+    ops.gram_matrix(X, backend="reference")
+    with fastgram.use_backend("reference"):
+        ops.gram_matrix(X)
+    fastgram.set_backend("reference")
+    ops.gram_matrix(X)
+    assert fake_ext.calls == []
+
+
+def test_precedence_call_then_context_then_global_then_env(fake_ext, monkeypatch):
+    monkeypatch.setenv("FASTGRAM_BACKEND", "reference")
+    assert fastgram.get_backend() == "reference"
+    ops.gram_matrix(X)
+    assert fake_ext.calls == []
+    fastgram.set_backend("ext")
+    assert fastgram.get_backend() == "ext"
+    with fastgram.use_backend("reference"):
+        assert fastgram.get_backend() == "reference"
+        ops.gram_matrix(X)
+        assert fake_ext.calls == []
+        ops.gram_matrix(X, backend="ext")
+        assert fake_ext.calls == ["gram_matrix"]
+    ops.gram_matrix(X)
+    assert fake_ext.calls == ["gram_matrix", "gram_matrix"]
+    fastgram.set_backend(None)
+    assert fastgram.get_backend() == "reference"
+
+
+def test_use_backend_nests_and_restores_on_error():
+    assert fastgram.get_backend() == "auto"
+    with pytest.raises(RuntimeError, match="boom"):
+        with fastgram.use_backend("reference") as name:
+            assert name == "reference"
+            with fastgram.use_backend("auto"):
+                assert fastgram.get_backend() == "auto"
+            assert fastgram.get_backend() == "reference"
+            raise RuntimeError("boom")
+    assert fastgram.get_backend() == "auto"
+
+
+def test_use_backend_is_local_to_the_thread():
+    seen = []
+    with fastgram.use_backend("reference"):
+        thread = threading.Thread(target=lambda: seen.append(fastgram.get_backend()))
+        thread.start()
+        thread.join()
+    assert seen == ["auto"]
+
+
+@pytest.mark.parametrize("name", ["fast", "", "AUTO", None, 3])
+def test_unknown_backend_names_are_rejected(name):
+    if name is not None:
+        with pytest.raises(ValueError, match="^name:"):
+            fastgram.set_backend(name)
+        with pytest.raises(ValueError, match="^name:"):
+            with fastgram.use_backend(name):
+                pass
+    if name not in (None, ""):
+        with pytest.raises(ValueError, match="^backend:"):
+            ops.gram_matrix(X, backend=name)
+
+
+def test_unknown_env_value_is_rejected(monkeypatch):
+    monkeypatch.setenv("FASTGRAM_BACKEND", "turbo")
+    with pytest.raises(ValueError, match="^FASTGRAM_BACKEND:"):
+        ops.gram_matrix(X)
+
+
+def test_backend_that_forgets_an_op_it_promises_is_unavailable(fake_ext):
+    dispatch.unregister("style_loss", "ext")
+    dispatch.refresh()
+    status = fastgram.backends()["ext"]
+    assert not status.available and "did not register" in status.reason
+
+
+def test_triton_probe_explains_missing_device(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    dispatch.refresh()
+    status = fastgram.backends()["triton"]
+    assert not status.available
+    assert "CUDA" in status.reason or "not installed" in status.reason
+
+
+def test_register_rejects_unknown_backend():
+    with pytest.raises(ValueError, match="^backend:"):
+        dispatch.register("gram_matrix", "opencl", lambda *a: None)
