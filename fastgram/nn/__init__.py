@@ -4,3 +4,9 @@ from fastgram.nn.normalization import AdaIN, InstanceNorm2d
 from fastgram.nn.style import GramMatrix, StyleLoss
 
 __all__ = ["InstanceNorm2d", "AdaIN", "GramMatrix", "StyleLoss"]
+
+from fastgram.nn.adaptive_norm import AdaptiveInstanceNorm2d
+from fastgram.nn.norm_activation import NormActivation
+from fastgram.nn.vgg import VGG19Features
+
+__all__ += ["AdaptiveInstanceNorm2d", "NormActivation", "VGG19Features"]
