@@ -19,6 +19,10 @@ from fastgram.dispatch import (
     set_backend,
     use_backend,
 )
+from fastgram import models
+from fastgram.models import Discriminator, Generator, StyleEncoder
+from fastgram.nn import VGG19Features
+from fastgram.patch import PatchReport, patch, unpatch
 
 __all__ = [
     "__version__",
@@ -32,4 +36,12 @@ __all__ = [
     "BackendStatus",
     "BackendUnavailableError",
     "FastgramFallbackWarning",
+    "models",
+    "Generator",
+    "StyleEncoder",
+    "Discriminator",
+    "VGG19Features",
+    "patch",
+    "unpatch",
+    "PatchReport",
 ]
