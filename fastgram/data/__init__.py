@@ -36,9 +36,7 @@ def image_path(name: str) -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files(__name__).joinpath(_FILES[name])))
 
 
-def load_image(
-    name: str, size: Optional[Union[int, Tuple[int, int]]] = None
-) -> torch.Tensor:
+def load_image(name: str, size: Optional[Union[int, Tuple[int, int]]] = None) -> torch.Tensor:
     """A sample image as a float32 (1, 3, H, W) tensor, RGB in [0, 1].
 
     Args:

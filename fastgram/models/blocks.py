@@ -85,10 +85,17 @@ class ResidualBlock(torch.nn.Module):
     def __init__(self, channels: int, norm_layer: NormFactory):
         super().__init__()
         self.block = torch.nn.Sequential(
-            ConvNormAct(channels, channels, 3, padding=1, padding_mode="reflect", norm_layer=norm_layer),
             ConvNormAct(
-                channels, channels, 3, padding=1, padding_mode="reflect",
-                norm_layer=norm_layer, activation=None,
+                channels, channels, 3, padding=1, padding_mode="reflect", norm_layer=norm_layer
+            ),
+            ConvNormAct(
+                channels,
+                channels,
+                3,
+                padding=1,
+                padding_mode="reflect",
+                norm_layer=norm_layer,
+                activation=None,
             ),
         )
 
@@ -107,9 +114,13 @@ class AdaINResidualBlock(torch.nn.Module):
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
         self.channels = channels
-        self.conv1 = torch.nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect", bias=False)
+        self.conv1 = torch.nn.Conv2d(
+            channels, channels, 3, padding=1, padding_mode="reflect", bias=False
+        )
         self.norm1 = AdaptiveInstanceNorm2d(channels, eps, activation="relu")
-        self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect", bias=False)
+        self.conv2 = torch.nn.Conv2d(
+            channels, channels, 3, padding=1, padding_mode="reflect", bias=False
+        )
         self.norm2 = AdaptiveInstanceNorm2d(channels, eps, activation=None)
 
     @property

@@ -32,14 +32,22 @@ class PatchDiscriminator(torch.nn.Module):
     ):
         super().__init__()
         wrap = torch.nn.utils.parametrizations.spectral_norm if spectral_norm else None
-        common = dict(kernel_size=4, padding=2, activation="leaky_relu", negative_slope=negative_slope, conv_wrapper=wrap)
+        common = dict(
+            kernel_size=4,
+            padding=2,
+            activation="leaky_relu",
+            negative_slope=negative_slope,
+            conv_wrapper=wrap,
+        )
         # No norm on the first layer (it would normalise the raw image away).
         layers = [ConvNormAct(input_nc, ndf, stride=2, **common)]
         channels = ndf
         for n in range(1, n_layers + 1):
             out_channels = ndf * min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers.append(ConvNormAct(channels, out_channels, stride=stride, norm_layer=norm_layer, **common))
+            layers.append(
+                ConvNormAct(channels, out_channels, stride=stride, norm_layer=norm_layer, **common)
+            )
             channels = out_channels
         if output == "image":
             layers.append(torch.nn.AdaptiveAvgPool2d(1))
@@ -104,7 +112,9 @@ class Discriminator(torch.nn.Module):
         negative_slope = _validate.real_number(negative_slope, "negative_slope")
         self.output = output
         self.scales = torch.nn.ModuleList(
-            PatchDiscriminator(input_nc, ndf, n_layers, norm_layer, spectral_norm, output, negative_slope)
+            PatchDiscriminator(
+                input_nc, ndf, n_layers, norm_layer, spectral_norm, output, negative_slope
+            )
             for _ in range(num_scales)
         )
         self.downsample = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
@@ -112,7 +122,9 @@ class Discriminator(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         _validate.tensor(x, "x", (4,))
         if x.shape[1] != self.input_nc:
-            raise ValueError(f"x: expected {self.input_nc} channels (input_nc), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"x: expected {self.input_nc} channels (input_nc), got shape {tuple(x.shape)}"
+            )
         logits = []
         for k, scale in enumerate(self.scales):
             if k:

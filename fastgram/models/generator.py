@@ -43,16 +43,28 @@ class ContentEncoder(torch.nn.Module):
     """Image (B, input_nc, H, W) -> content code (B, ngf * 2**n, H / 2**n, W / 2**n)."""
 
     def __init__(
-        self, input_nc: int, ngf: int, norm_layer: NormFactory, n_downsampling: int, n_res_blocks: int
+        self,
+        input_nc: int,
+        ngf: int,
+        norm_layer: NormFactory,
+        n_downsampling: int,
+        n_res_blocks: int,
     ):
         super().__init__()
-        layers = [ConvNormAct(input_nc, ngf, 7, padding=3, padding_mode="reflect", norm_layer=norm_layer)]
+        layers = [
+            ConvNormAct(input_nc, ngf, 7, padding=3, padding_mode="reflect", norm_layer=norm_layer)
+        ]
         channels = ngf
         for _ in range(n_downsampling):
             layers.append(
                 ConvNormAct(
-                    channels, channels * 2, 4, stride=2, padding=1,
-                    padding_mode="reflect", norm_layer=norm_layer,
+                    channels,
+                    channels * 2,
+                    4,
+                    stride=2,
+                    padding=1,
+                    padding_mode="reflect",
+                    norm_layer=norm_layer,
                 )
             )
             channels *= 2
@@ -76,18 +88,27 @@ class Decoder(torch.nn.Module):
         upsample_norm_layer: NormFactory,
     ):
         super().__init__()
-        self.adain_blocks = torch.nn.ModuleList(AdaINResidualBlock(channels) for _ in range(n_adain_blocks))
+        self.adain_blocks = torch.nn.ModuleList(
+            AdaINResidualBlock(channels) for _ in range(n_adain_blocks)
+        )
         layers = []
         for _ in range(n_upsampling):
             layers += [
                 torch.nn.Upsample(scale_factor=2, mode="nearest"),
                 ConvNormAct(
-                    channels, channels // 2, 5, padding=2, padding_mode="reflect",
+                    channels,
+                    channels // 2,
+                    5,
+                    padding=2,
+                    padding_mode="reflect",
                     norm_layer=upsample_norm_layer,
                 ),
             ]
             channels //= 2
-        layers += [torch.nn.Conv2d(channels, output_nc, 7, padding=3, padding_mode="reflect"), torch.nn.Sigmoid()]
+        layers += [
+            torch.nn.Conv2d(channels, output_nc, 7, padding=3, padding_mode="reflect"),
+            torch.nn.Sigmoid(),
+        ]
         self.upsample = torch.nn.Sequential(*layers)
 
     @property
@@ -167,9 +188,15 @@ class Generator(torch.nn.Module):
 
         self.encoder = ContentEncoder(input_nc, ngf, norm_layer, n_downsampling, n_res_blocks)
         self.decoder = Decoder(
-            self.encoder.out_channels, output_nc, n_downsampling, n_adain_blocks, upsample_norm_layer
+            self.encoder.out_channels,
+            output_nc,
+            n_downsampling,
+            n_adain_blocks,
+            upsample_norm_layer,
         )
-        self.mlp = StyleMLP(style_dim + noise_dim, mlp_dim, self.decoder.num_adain_params, mlp_layers)
+        self.mlp = StyleMLP(
+            style_dim + noise_dim, mlp_dim, self.decoder.num_adain_params, mlp_layers
+        )
 
     @property
     def min_size(self) -> int:
@@ -180,14 +207,16 @@ class Generator(torch.nn.Module):
         _validate.tensor(content, name, (4,))
         if content.shape[1] != self.input_nc:
             raise ValueError(
-                f"{name}: expected {self.input_nc} channels (input_nc), got shape {tuple(content.shape)}"
+                f"{name}: expected {self.input_nc} channels (input_nc), "
+                f"got shape {tuple(content.shape)}"
             )
         factor = 2**self.n_downsampling
         height, width = content.shape[2:]
         if height % factor or width % factor or min(height, width) < self.min_size:
             raise ValueError(
                 f"{name}: expected height and width multiples of {factor} and at least "
-                f"{self.min_size} (n_downsampling={self.n_downsampling}), got shape {tuple(content.shape)}"
+                f"{self.min_size} (n_downsampling={self.n_downsampling}), "
+                f"got shape {tuple(content.shape)}"
             )
 
     def encode(self, content: torch.Tensor) -> torch.Tensor:
@@ -210,7 +239,9 @@ class Generator(torch.nn.Module):
         if self.noise_dim:
             if noise is None:
                 if self.training:
-                    noise = torch.randn(batch, self.noise_dim, device=style_code.device, dtype=style_code.dtype)
+                    noise = torch.randn(
+                        batch, self.noise_dim, device=style_code.device, dtype=style_code.dtype
+                    )
                 else:
                     noise = style_code.new_zeros(batch, self.noise_dim)
             else:
@@ -218,7 +249,8 @@ class Generator(torch.nn.Module):
                 _validate.same_device(noise, "noise", style_code, "style_code")
                 if tuple(noise.shape) != (batch, self.noise_dim):
                     raise ValueError(
-                        f"noise: expected shape ({batch}, {self.noise_dim}), got {tuple(noise.shape)}"
+                        f"noise: expected shape ({batch}, {self.noise_dim}), "
+                        f"got {tuple(noise.shape)}"
                     )
             style_code = torch.cat([style_code, noise.to(style_code.dtype)], dim=1)
         elif noise is not None:
@@ -230,7 +262,10 @@ class Generator(torch.nn.Module):
         return params + one.repeat(params.shape[1] // (2 * channels))
 
     def decode(
-        self, content_code: torch.Tensor, style_code: torch.Tensor, noise: Optional[torch.Tensor] = None
+        self,
+        content_code: torch.Tensor,
+        style_code: torch.Tensor,
+        noise: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Render ``content_code`` (from :meth:`encode`) in the style ``style_code``."""
         _validate.tensor(content_code, "content_code", (4,))

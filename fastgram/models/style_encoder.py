@@ -40,14 +40,21 @@ class StyleEncoder(torch.nn.Module):
         self.n_downsampling = check_positive_int(n_downsampling, "n_downsampling", minimum=0)
         check_norm_layer(norm_layer)
 
-        layers = [ConvNormAct(input_nc, ndf, 7, padding=3, padding_mode="reflect", norm_layer=norm_layer)]
+        layers = [
+            ConvNormAct(input_nc, ndf, 7, padding=3, padding_mode="reflect", norm_layer=norm_layer)
+        ]
         channels = ndf
         for i in range(n_downsampling):
             out_channels = channels * 2 if i < 2 else channels
             layers.append(
                 ConvNormAct(
-                    channels, out_channels, 4, stride=2, padding=1,
-                    padding_mode="reflect", norm_layer=norm_layer,
+                    channels,
+                    out_channels,
+                    4,
+                    stride=2,
+                    padding=1,
+                    padding_mode="reflect",
+                    norm_layer=norm_layer,
                 )
             )
             channels = out_channels
@@ -65,7 +72,8 @@ class StyleEncoder(torch.nn.Module):
         _validate.tensor(image, "image", (4,))
         if image.shape[1] != self.input_nc:
             raise ValueError(
-                f"image: expected {self.input_nc} channels (input_nc), got shape {tuple(image.shape)}"
+                f"image: expected {self.input_nc} channels (input_nc), "
+                f"got shape {tuple(image.shape)}"
             )
         if min(image.shape[2:]) < self.min_size:
             raise ValueError(

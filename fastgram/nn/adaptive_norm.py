@@ -49,7 +49,8 @@ class AdaptiveInstanceNorm2d(torch.nn.Module):
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[1] != self.num_features:
             raise ValueError(
-                f"x: expected {self.num_features} channels (num_features), got shape {tuple(x.shape)}"
+                f"x: expected {self.num_features} channels (num_features), "
+                f"got shape {tuple(x.shape)}"
             )
         return ops.instance_norm(x, weight, bias, self.eps, self.activation, self.negative_slope)
 

