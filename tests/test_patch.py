@@ -267,3 +267,31 @@ def test_patch_bad_arguments():
         fastgram.patch(torch.nn.Identity(), instance_norm=1)
     with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
         fastgram.unpatch(None)
+
+
+def test_readme_swap_of_a_hand_written_gram_and_style_loss(gen):
+    """The README's before/after: fast-neural-style's own gram_matrix and
+    style loss, and the fastgram.ops one-import replacement, agree."""
+
+    def hand_written_gram(y):
+        (b, ch, h, w) = y.size()
+        features = y.view(b, ch, w * h)
+        return features.bmm(features.transpose(1, 2)) / (ch * h * w)
+
+    shapes = [(2, 8, 12, 10), (2, 16, 6, 5)]
+    features = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
+    style_features = [torch.randn((1,) + s[1:], generator=gen, dtype=torch.float64) for s in shapes]
+    style_weight = 1e5
+
+    gram_style = [hand_written_gram(y) for y in style_features]
+    before = 0.0
+    for ft_y, gm_s in zip(features, gram_style):
+        gram_y = hand_written_gram(ft_y)
+        before += torch.nn.functional.mse_loss(gram_y, gm_s.expand_as(gram_y))
+    before *= style_weight
+
+    gram_targets = [ops.gram_matrix(y)[0] for y in style_features]  # (C, C), broadcast over B
+    after = style_weight * ops.style_loss(features, gram_targets)
+    assert_close(after, before, RTOL, "style loss")
+    for y in features:
+        assert_close(ops.gram_matrix(y), hand_written_gram(y), RTOL, "gram")
