@@ -444,3 +444,14 @@ def test_models_run_in_bfloat16(gen):
     out = generator(content, style_encoder(content))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     assert all(t.dtype == torch.bfloat16 for t in discriminator(out))
+
+
+def test_generator_decode_checks_the_content_code(gen):
+    model = small_generator()
+    style = torch.randn(1, 4, generator=gen)
+    with pytest.raises(ValueError, match="content_code: expected 32 channels"):
+        model.decode(torch.rand(1, 16, 4, 4), style)
+    with pytest.raises(ValueError, match="content_code: expected height and width of at least 2"):
+        model.decode(torch.rand(1, 32, 1, 4), style)
+    assert model.decode(torch.rand(1, 32, 2, 3), style).shape == (1, 3, 8, 12)
+    assert small_generator(n_downsampling=0).min_size == 4

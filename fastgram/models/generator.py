@@ -197,11 +197,17 @@ class Generator(torch.nn.Module):
         self.mlp = StyleMLP(
             style_dim + noise_dim, mlp_dim, self.decoder.num_adain_params, mlp_layers
         )
+        # Added to the MLP output: scales are predicted as offsets from 1.
+        # Every block's parameters are laid out (w1, b1, w2, b2), C each.
+        channels = self.encoder.out_channels
+        offset = torch.tensor([1.0, 0.0]).repeat_interleave(channels).repeat(2 * n_adain_blocks)
+        self.register_buffer("adain_offset", offset, persistent=False)
 
     @property
     def min_size(self) -> int:
-        # Reflect padding needs at least 2 pixels at the bottleneck.
-        return 2 ** (self.n_downsampling + 1)
+        # Reflect padding needs more pixels than it pads: 4 for the 7x7 input
+        # convolution, 2 for the 3x3 ones at the bottleneck.
+        return max(4, 2 ** (self.n_downsampling + 1))
 
     def _check_content(self, content: torch.Tensor, name: str = "content") -> None:
         _validate.tensor(content, name, (4,))
@@ -255,11 +261,7 @@ class Generator(torch.nn.Module):
             style_code = torch.cat([style_code, noise.to(style_code.dtype)], dim=1)
         elif noise is not None:
             raise ValueError("noise: this generator was built with noise_dim=0 and takes no noise")
-        params = self.mlp(style_code)
-        # Scales as offsets from 1: every block's layout is (w1, b1, w2, b2).
-        channels = self.encoder.out_channels
-        one = params.new_tensor([1.0, 0.0]).repeat_interleave(channels)
-        return params + one.repeat(params.shape[1] // (2 * channels))
+        return self.mlp(style_code) + self.adain_offset.to(style_code.dtype)
 
     def decode(
         self,
@@ -272,6 +274,11 @@ class Generator(torch.nn.Module):
         if content_code.shape[1] != self.encoder.out_channels:
             raise ValueError(
                 f"content_code: expected {self.encoder.out_channels} channels, "
+                f"got shape {tuple(content_code.shape)}"
+            )
+        if min(content_code.shape[2:]) < 2:
+            raise ValueError(
+                "content_code: expected height and width of at least 2, "
                 f"got shape {tuple(content_code.shape)}"
             )
         _validate.tensor(style_code, "style_code", (2,))
