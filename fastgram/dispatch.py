@@ -63,6 +63,8 @@ _BACKEND_MODULES = {
 # one per line.
 PROVIDES: dict[str, tuple] = {
     "triton": (
+        "gram_matrix",
+        "style_loss",
     ),
     "ext": (
     ),

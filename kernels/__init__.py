@@ -6,3 +6,5 @@ are declared in ``fastgram.dispatch.PROVIDES["triton"]``. It is imported by
 the dispatch layer only once Triton can run (a CUDA device, or
 ``TRITON_INTERPRET=1`` on the CPU).
 """
+
+from fastgram.kernels import gram_ops  # noqa: F401  (gram_matrix, style_loss)

@@ -1,0 +1,675 @@
+"""Triton kernels and launchers of the Gram matrix and the fused Gram style loss.
+
+Shapes: features F are (B, C, N), N = H*W, read through their strides (a 4-D
+(B, C, H, W) input is viewed as (B, C, H*W) without a copy whenever its H and
+W dimensions flatten, which covers contiguous and channels_last layouts).
+
+Forward, ``G[b] = scale * F[b] F[b]^T``:
+
+* Only the tiles on and above the diagonal are computed; each one is stored
+  twice (at (i, j) and mirrored at (j, i)) from the same registers, so the
+  result is bitwise symmetric and the arithmetic is halved.
+* Style-transfer Grams are small (C <= 512) over long reductions (N up to
+  2^18), so N is split over several programs when the tiles alone would not
+  fill the GPU (split-K). The partial tiles go to an fp32 workspace that a
+  second kernel sums in a fixed order, so results are deterministic.
+* The fused style loss runs the same kernels with a loss epilogue: the tile of
+  ``G - T`` is squared and summed where the tile is finished, one partial sum
+  per program, so the loss never reads G back from memory.
+
+Backward, one kernel for both ops: ``dF = coef * M F`` with M formed tile by
+tile in registers from what is at hand, never materialised:
+
+* Gram:        M = dG + dG^T,             coef = scale
+* style loss:  M = 2 G - T - T^T,         coef = g * 2 * scale * w / (B C^2)
+
+(the style-loss form is ``s (D + D^T) F`` with ``D = dL/dG = 2 w (G - T) /
+(B C^2)`` and G symmetric; for a symmetric target it is ``4 s w / (B C^2) *
+(G - T) F``.)
+
+Precision: accumulation is fp32 (fp64 for fp64 inputs, on a broadcast-and-sum
+path because tensor cores have no fp64 tile shape in Triton). fp32 inputs use
+full IEEE fp32 products unless PyTorch itself allows TF32 for matmuls
+(``torch.backends.cuda.matmul.allow_tf32``, which
+``torch.set_float32_matmul_precision("high")`` also sets), exactly like
+``torch.bmm``. The Gram is returned in the input dtype, like ``torch.bmm`` and
+the reference op; the style loss keeps G in the accumulation dtype and returns
+a float32 loss for half inputs.
+
+The launchers here allocate outputs, pick block sizes and launch through
+``torch.library.wrap_triton`` so that they trace under ``torch.compile``; they
+know nothing of autograd (see :mod:`fastgram.kernels.gram_ops`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional, Sequence
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+# The interpreter is chosen when triton is first imported; kernels written for
+# it must avoid one of its bugs (see _upcast_dot).
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+# Tests set this to fill every output and workspace with NaN before a launch,
+# so that an element a kernel forgets to write cannot pass unnoticed.
+POISON_OUTPUTS = False
+
+
+@dataclasses.dataclass
+class GramTuning:
+    """Block sizes and split-K policy. Tests lower the thresholds to reach the
+    split path on small shapes; ``None`` means "pick for the device and dtype"."""
+
+    block_c: Optional[int] = None  # edge of a square Gram tile (channels)
+    block_k: Optional[int] = None  # reduction chunk over N per loop step
+    split_min_n: int = 4096  # never split reductions shorter than this
+    min_chunks_per_split: int = 16  # each split runs >= this many block_k steps
+    target_programs: Optional[int] = None  # programs to aim for; None: 2 per SM
+    max_workspace_ratio: float = 1 / 16  # split workspace <= this fraction of |F| bytes
+    bwd_block_m: Optional[int] = None  # rows of dF per program
+    bwd_block_n: Optional[int] = None  # columns (positions) of dF per program
+    bwd_block_j: Optional[int] = None  # reduction chunk over channels
+
+
+TUNING = GramTuning()
+
+
+# --------------------------------------------------------------------------
+# kernels
+
+
+@triton.jit
+def _pair_to_tiles(pair):
+    """Upper-triangle tile pair number -> (ti, tj), ti <= tj, enumerated column
+    by column (pair = tj (tj + 1) / 2 + ti) so neighbouring programs share the
+    column operand in L2."""
+    tj = ((tl.sqrt(8.0 * pair.to(tl.float32) + 1.0) - 1.0) * 0.5).to(tl.int32)
+    # fp32 sqrt may land one off near perfect squares; correct both ways
+    tj = tl.where(tj * (tj + 1) // 2 > pair, tj - 1, tj)
+    tj = tl.where((tj + 1) * (tj + 2) // 2 <= pair, tj + 1, tj)
+    ti = pair - tj * (tj + 1) // 2
+    return ti, tj
+
+
+@triton.jit
+def _two_part(hi, lo, FP64: tl.constexpr):
+    """A Python float passed as fp32 hi + lo parts (Triton scalars are fp32):
+    fp64 kernels recombine them to ~48 bits, the others use hi alone."""
+    if FP64:
+        return tl.cast(hi, tl.float64) + tl.cast(lo, tl.float64)
+    else:
+        return hi
+
+
+@triton.jit
+def _tile_product(
+    f_ptr, b, ti, tj, k_begin, k_end, C,
+    stride_fb, stride_fc, stride_fn,
+    BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+    USE_DOT: tl.constexpr, UPCAST: tl.constexpr, FP64: tl.constexpr,
+):
+    """sum over k in [k_begin, k_end) of F[ti-block, k] F[tj-block, k]^T."""
+    rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
+    cols = tj * BLOCK_C + tl.arange(0, BLOCK_C)
+    ks = tl.arange(0, BLOCK_K)
+    base = f_ptr + b.to(tl.int64) * stride_fb
+    k_first = (k_begin + ks).to(tl.int64)[None, :] * stride_fn
+    a_ptrs = base + rows.to(tl.int64)[:, None] * stride_fc + k_first
+    b_ptrs = base + cols.to(tl.int64)[:, None] * stride_fc + k_first
+    row_ok = rows[:, None] < C
+    col_ok = cols[:, None] < C
+    if FP64:
+        acc = tl.zeros((BLOCK_C, BLOCK_C), dtype=tl.float64)
+    else:
+        acc = tl.zeros((BLOCK_C, BLOCK_C), dtype=tl.float32)
+    for k in range(k_begin, k_end, BLOCK_K):
+        k_ok = (k + ks)[None, :] < k_end
+        a = tl.load(a_ptrs, mask=row_ok & k_ok, other=0.0)
+        bt = tl.load(b_ptrs, mask=col_ok & k_ok, other=0.0)
+        a_ptrs += BLOCK_K * stride_fn
+        b_ptrs += BLOCK_K * stride_fn
+        if USE_DOT:
+            if UPCAST:
+                a = a.to(tl.float32)
+                bt = bt.to(tl.float32)
+            acc = tl.dot(a, tl.trans(bt), acc, input_precision=PRECISION)
+        else:
+            acc += tl.sum(a[:, None, :].to(acc.dtype) * bt[None, :, :].to(acc.dtype), axis=2)
+    return acc
+
+
+@triton.jit
+def _gram_epilogue(
+    g, b, pair, ti, tj, C,
+    out_ptr, stride_ob, stride_oi, stride_oj,
+    t_ptr, stride_tb, stride_ti, stride_tj,
+    loss_ptr, loss_offset, coef,
+    BLOCK_C: tl.constexpr, FUSE_LOSS: tl.constexpr,
+):
+    """Store a finished (scaled) tile and its mirror; with FUSE_LOSS also one
+    partial sum of coef * (G - T)^2 over the entries this tile owns."""
+    rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
+    cols = tj * BLOCK_C + tl.arange(0, BLOCK_C)
+    r = rows.to(tl.int64)[:, None]
+    c = cols.to(tl.int64)[None, :]
+    inside = (rows[:, None] < C) & (cols[None, :] < C)
+    # Only entries with row <= col are stored, each at (row, col) and at (col,
+    # row), both from the same value: off-diagonal tiles are wholly upper, and
+    # in a diagonal tile this keeps the two triangles bitwise equal.
+    upper = inside & (rows[:, None] <= cols[None, :])
+    value = g.to(out_ptr.dtype.element_ty)
+    out = out_ptr + b.to(tl.int64) * stride_ob
+    tl.store(out + r * stride_oi + c * stride_oj, value, mask=upper)
+    tl.store(out + r * stride_oj + c * stride_oi, value, mask=upper)
+    if FUSE_LOSS:
+        strict = inside & (rows[:, None] < cols[None, :])
+        tgt = t_ptr + b.to(tl.int64) * stride_tb
+        t = tl.load(tgt + r * stride_ti + c * stride_tj, mask=upper, other=0.0)
+        t_mirror = tl.load(tgt + r * stride_tj + c * stride_ti, mask=strict, other=0.0)
+        d = tl.where(upper, g - t.to(g.dtype), 0.0)
+        d_mirror = tl.where(strict, g - t_mirror.to(g.dtype), 0.0)
+        part = tl.sum(tl.sum(d * d + d_mirror * d_mirror, axis=1), axis=0) * coef
+        slot = loss_offset + b * tl.num_programs(0) + pair
+        tl.store(loss_ptr + slot, part.to(loss_ptr.dtype.element_ty))
+
+
+@triton.jit
+def _gram_forward_kernel(
+    f_ptr, stride_fb, stride_fc, stride_fn,
+    out_ptr, stride_os, stride_ob, stride_oi, stride_oj,
+    t_ptr, stride_tb, stride_ti, stride_tj,
+    loss_ptr, loss_offset,
+    C, N, chunk, scale_hi, scale_lo, coef_hi, coef_lo,
+    WRITE_PARTIAL: tl.constexpr, FUSE_LOSS: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+    USE_DOT: tl.constexpr, UPCAST: tl.constexpr, FP64: tl.constexpr,
+):
+    """Grid (tile pairs, splits, B). With WRITE_PARTIAL each program writes its
+    unscaled partial tile to workspace slice ``program_id(1)``; otherwise it
+    owns the whole reduction and finishes the tile itself."""
+    pair = tl.program_id(0)
+    split = tl.program_id(1)
+    b = tl.program_id(2)
+    ti, tj = _pair_to_tiles(pair)
+    k_begin = split * chunk
+    k_end = tl.minimum(N, k_begin + chunk)
+    acc = _tile_product(
+        f_ptr, b, ti, tj, k_begin, k_end, C, stride_fb, stride_fc, stride_fn,
+        BLOCK_C, BLOCK_K, PRECISION, USE_DOT, UPCAST, FP64,
+    )
+    if WRITE_PARTIAL:
+        rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
+        cols = tj * BLOCK_C + tl.arange(0, BLOCK_C)
+        inside = (rows[:, None] < C) & (cols[None, :] < C)
+        ws = out_ptr + split.to(tl.int64) * stride_os + b.to(tl.int64) * stride_ob
+        tl.store(
+            ws + rows.to(tl.int64)[:, None] * stride_oi + cols[None, :] * stride_oj,
+            acc, mask=inside,
+        )
+    else:
+        g = acc * _two_part(scale_hi, scale_lo, FP64)
+        _gram_epilogue(
+            g, b, pair, ti, tj, C, out_ptr, stride_ob, stride_oi, stride_oj,
+            t_ptr, stride_tb, stride_ti, stride_tj, loss_ptr, loss_offset,
+            _two_part(coef_hi, coef_lo, FP64), BLOCK_C, FUSE_LOSS,
+        )
+
+
+@triton.jit
+def _gram_split_reduce_kernel(
+    ws_ptr, stride_ws, stride_wb, stride_wi, stride_wj, n_split,
+    out_ptr, stride_ob, stride_oi, stride_oj,
+    t_ptr, stride_tb, stride_ti, stride_tj,
+    loss_ptr, loss_offset,
+    C, scale_hi, scale_lo, coef_hi, coef_lo,
+    FUSE_LOSS: tl.constexpr, BLOCK_C: tl.constexpr, FP64: tl.constexpr,
+):
+    """Grid (tile pairs, B): sum the split partials in order, then finish."""
+    pair = tl.program_id(0)
+    b = tl.program_id(1)
+    ti, tj = _pair_to_tiles(pair)
+    rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
+    cols = tj * BLOCK_C + tl.arange(0, BLOCK_C)
+    inside = (rows[:, None] < C) & (cols[None, :] < C)
+    ptrs = (
+        ws_ptr + b.to(tl.int64) * stride_wb
+        + rows.to(tl.int64)[:, None] * stride_wi + cols[None, :] * stride_wj
+    )
+    acc = tl.load(ptrs, mask=inside, other=0.0)
+    for _ in range(1, n_split):
+        ptrs += stride_ws
+        acc += tl.load(ptrs, mask=inside, other=0.0)
+    g = acc * _two_part(scale_hi, scale_lo, FP64)
+    _gram_epilogue(
+        g, b, pair, ti, tj, C, out_ptr, stride_ob, stride_oi, stride_oj,
+        t_ptr, stride_tb, stride_ti, stride_tj, loss_ptr, loss_offset,
+        _two_part(coef_hi, coef_lo, FP64), BLOCK_C, FUSE_LOSS,
+    )
+
+
+@triton.jit
+def _gram_backward_kernel(
+    a_ptr, stride_ab, stride_ai, stride_aj,
+    t_ptr, stride_tb, stride_ti, stride_tj,
+    f_ptr, stride_fb, stride_fc, stride_fn,
+    df_ptr, stride_db, stride_dc, stride_dn,
+    g_ptr, C, N, coef_hi, coef_lo,
+    A_SYMMETRIC: tl.constexpr, HAS_TARGET: tl.constexpr, HAS_GRAD_SCALE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr,
+    PRECISION: tl.constexpr, USE_DOT: tl.constexpr, UPCAST: tl.constexpr,
+    FP64: tl.constexpr,
+):
+    """Grid (row blocks, position blocks, B): dF = coef * M F with
+    M = A + A^T (2 A when A is symmetric) minus T + T^T when HAS_TARGET,
+    and coef multiplied by the scalar at g_ptr when HAS_GRAD_SCALE. Row
+    blocks vary fastest so programs sharing a block of F run together."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    b = tl.program_id(2)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    ns = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    js = tl.arange(0, BLOCK_J)
+    r = rows.to(tl.int64)[:, None]
+    row_ok = rows[:, None] < C
+    n_ok = ns[None, :] < N
+    a_base = a_ptr + b.to(tl.int64) * stride_ab
+    t_base = t_ptr + b.to(tl.int64) * stride_tb
+    f_base = f_ptr + b.to(tl.int64) * stride_fb + ns.to(tl.int64)[None, :] * stride_fn
+    if FP64:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for j0 in range(0, C, BLOCK_J):
+        j = (j0 + js).to(tl.int64)
+        m_ok = row_ok & ((j0 + js)[None, :] < C)
+        m = tl.load(a_base + r * stride_ai + j[None, :] * stride_aj, mask=m_ok, other=0.0)
+        m = m.to(acc.dtype)
+        if A_SYMMETRIC:
+            m = m + m
+        else:
+            m_t = tl.load(a_base + r * stride_aj + j[None, :] * stride_ai, mask=m_ok, other=0.0)
+            m = m + m_t.to(acc.dtype)
+        if HAS_TARGET:
+            t = tl.load(t_base + r * stride_ti + j[None, :] * stride_tj, mask=m_ok, other=0.0)
+            t_t = tl.load(t_base + r * stride_tj + j[None, :] * stride_ti, mask=m_ok, other=0.0)
+            m = m - t.to(acc.dtype) - t_t.to(acc.dtype)
+        f = tl.load(
+            f_base + j[:, None] * stride_fc,
+            mask=((j0 + js)[:, None] < C) & n_ok, other=0.0,
+        )
+        if USE_DOT:
+            if UPCAST:
+                acc = tl.dot(m, f.to(tl.float32), acc, input_precision=PRECISION)
+            else:
+                # half inputs: M is rounded to F's dtype so the product runs
+                # on tensor cores; fp32 inputs keep M in fp32
+                acc = tl.dot(m.to(f.dtype), f, acc, input_precision=PRECISION)
+        else:
+            acc += tl.sum(m[:, :, None] * f[None, :, :].to(acc.dtype), axis=1)
+    coef = _two_part(coef_hi, coef_lo, FP64)
+    if HAS_GRAD_SCALE:
+        coef = coef * tl.load(g_ptr).to(acc.dtype)
+    acc = acc * coef
+    tl.store(
+        df_ptr + b.to(tl.int64) * stride_db + r * stride_dc
+        + ns.to(tl.int64)[None, :] * stride_dn,
+        acc.to(df_ptr.dtype.element_ty), mask=row_ok & n_ok,
+    )
+
+
+# --------------------------------------------------------------------------
+# launch planning
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _split_float(value: float) -> tuple:
+    """(hi, lo): hi is ``value`` rounded to fp32, lo the fp32 remainder."""
+    hi = torch.tensor(value, dtype=torch.float32).item()
+    lo = torch.tensor(value - hi, dtype=torch.float32).item()
+    return hi, lo
+
+
+def fp32_matmul_precision() -> str:
+    """``"tf32"`` when PyTorch allows TF32 for fp32 matmuls, else ``"ieee"``."""
+    if torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    try:
+        if torch.get_float32_matmul_precision() != "highest":
+            return "tf32"
+    except RuntimeError:  # legacy and new precision APIs mixed; allow_tf32 rules
+        pass
+    return "ieee"
+
+
+@dataclasses.dataclass(frozen=True)
+class DotConfig:
+    """How a kernel multiplies tiles for one input dtype."""
+
+    use_dot: bool  # tl.dot (tensor cores) vs broadcast-and-sum (fp64)
+    upcast: bool  # feed fp32 to tl.dot (interpreter bf16 workaround)
+    precision: str  # "ieee" or "tf32", used by tl.dot for fp32 operands
+    fp64: bool
+
+
+def dot_config(dtype: torch.dtype) -> DotConfig:
+    fp64 = dtype == torch.float64
+    # Triton 3.8's interpreter multiplies bf16 tl.dot operands as raw bits;
+    # fp32 operands are exact there, so the interpreter upcasts bf16 tiles.
+    upcast = INTERPRETED and dtype == torch.bfloat16
+    # input_precision only matters for fp32 operands; half ones keep Triton's default
+    precision = fp32_matmul_precision() if dtype == torch.float32 else "tf32"
+    return DotConfig(not fp64, upcast, precision, fp64)
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardPlan:
+    block_c: int
+    block_k: int
+    tiles: int  # tile rows (and columns) covering C
+    pairs: int  # tiles on and above the diagonal
+    split: int  # programs sharing one tile's reduction
+    chunk: int  # positions per split (a multiple of block_k)
+    num_warps: int
+    num_stages: int
+
+
+def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
+                 device: torch.device) -> ForwardPlan:
+    """Tile sizes and split-K for one (B, C, N) Gram."""
+    cfg = TUNING
+    fp64 = dtype == torch.float64
+    if INTERPRETED or device.type != "cuda":
+        # the interpreter pays per program and per step, not per element
+        block_c = min(64, max(16, _next_pow2(channels)))
+        block_k = 32 if fp64 else 128
+    elif fp64:
+        block_c, block_k = 16, 16  # broadcast path: registers hold c*c*k values
+    else:
+        block_c = 128 if channels > 64 else max(16, _next_pow2(channels))
+        block_k = 32 if dtype == torch.float32 else 64
+    block_c = cfg.block_c or block_c
+    block_k = cfg.block_k or block_k
+    tiles = triton.cdiv(channels, block_c)
+    pairs = tiles * (tiles + 1) // 2
+    steps = triton.cdiv(n, block_k)
+    split = 1
+    if n >= cfg.split_min_n:
+        target = cfg.target_programs or 2 * _sm_count(device)
+        element = torch.empty((), dtype=dtype).element_size()
+        by_workspace = int(cfg.max_workspace_ratio * n * element / (4 * channels))
+        split = min(
+            triton.cdiv(target, pairs * batch),
+            max(1, steps // cfg.min_chunks_per_split),
+            max(1, by_workspace),
+        )
+        split = max(1, split)
+    chunk = triton.cdiv(steps, split) * block_k
+    split = triton.cdiv(n, chunk)
+    num_warps = 8 if block_c >= 128 else 4
+    num_stages = 1 if fp64 else (3 if block_c >= 128 else 4)
+    return ForwardPlan(block_c, block_k, tiles, pairs, split, chunk, num_warps, num_stages)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackwardPlan:
+    block_m: int
+    block_n: int
+    block_j: int
+    num_warps: int
+    num_stages: int
+
+
+def plan_backward(channels: int, n: int, dtype: torch.dtype,
+                  device: torch.device) -> BackwardPlan:
+    cfg = TUNING
+    if INTERPRETED or device.type != "cuda":
+        block_m = block_j = min(64, max(16, _next_pow2(channels)))
+        block_n = 32 if dtype == torch.float64 else 128
+    elif dtype == torch.float64:
+        block_m = block_n = block_j = 16
+    else:
+        block_m = min(128, max(16, _next_pow2(channels)))
+        block_j = 32 if dtype == torch.float32 else 64
+        block_n = 64 if dtype == torch.float32 else 128
+    block_m = cfg.bwd_block_m or block_m
+    block_n = cfg.bwd_block_n or block_n
+    block_j = cfg.bwd_block_j or block_j
+    num_warps = 8 if block_m * block_n >= 128 * 128 else 4
+    num_stages = 1 if dtype == torch.float64 else 3
+    return BackwardPlan(block_m, block_n, block_j, num_warps, num_stages)
+
+
+# --------------------------------------------------------------------------
+# argument handling
+
+
+def _empty(shape, dtype, device) -> torch.Tensor:
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if POISON_OUTPUTS:
+        out.fill_(float("nan"))
+    return out
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_features(x: torch.Tensor, name: str) -> None:
+    """The checks a direct ``torch.ops.fastgram.triton_*`` call needs so that
+    no kernel can read out of bounds."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float16, bfloat16, float32 or float64 tensor, "
+                        f"got dtype {x.dtype}")
+    if x.dim() not in (3, 4):
+        raise ValueError(f"{name}: expected a (B, C, N) or (B, C, H, W) tensor, "
+                         f"got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(x.shape)}")
+
+
+def check_target(t: torch.Tensor, x: torch.Tensor, name: str) -> None:
+    if not isinstance(t, torch.Tensor) or t.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a floating-point tensor")
+    batch, channels = x.shape[0], x.shape[1]
+    if t.dim() not in (2, 3) or t.shape[-2:] != (channels, channels) or (
+        t.dim() == 3 and t.shape[0] != batch
+    ):
+        raise ValueError(f"{name}: expected shape ({channels}, {channels}) or "
+                         f"({batch}, {channels}, {channels}), got {tuple(t.shape)}")
+    if t.device != x.device:
+        raise ValueError(f"{name}: expected a tensor on {x.device}, got one on {t.device}")
+
+
+def _flattens(x: torch.Tensor) -> bool:
+    """Whether (B, C, H, W) ``x`` views as (B, C, H*W) with one stride over H*W."""
+    _, _, h, w = x.shape
+    return h == 1 or w == 1 or x.stride(2) == w * x.stride(3)
+
+
+def as_bcn(x: torch.Tensor) -> tuple:
+    """(tensor, strides (sb, sc, sn)) reading ``x`` as (B, C, N); copies only
+    layouts whose H and W do not flatten into one stride."""
+    if x.dim() == 3:
+        return x, x.stride()
+    if not _flattens(x):
+        x = x.contiguous()
+    _, _, h, w = x.shape
+    stride_n = x.stride(2) if w == 1 else x.stride(3)
+    return x, (x.stride(0), x.stride(1), stride_n)
+
+
+def _grad_like(x: torch.Tensor) -> torch.Tensor:
+    """An uninitialised gradient for ``x`` (a layout :func:`as_bcn` reads
+    without a copy): channels_last stays channels_last, all else contiguous."""
+    channels_last = (x.dim() == 4 and not x.is_contiguous()
+                     and x.is_contiguous(memory_format=torch.channels_last))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    if POISON_OUTPUTS:
+        out.fill_(float("nan"))
+    return out
+
+
+def _target_strides(t: Optional[torch.Tensor]) -> tuple:
+    if t is None:
+        return 0, 0, 0
+    if t.dim() == 2:
+        return 0, t.stride(0), t.stride(1)  # broadcast over the batch
+    return t.stride()
+
+
+# --------------------------------------------------------------------------
+# launchers
+
+
+def _launch_forward(f, strides, batch, channels, n, scale, out, target, loss_parts,
+                    loss_offset, coef) -> None:
+    """One layer: G (B, C, C) into ``out``; with ``target`` also its loss
+    partials into ``loss_parts[loss_offset : loss_offset + B * pairs]``."""
+    plan = plan_forward(batch, channels, n, f.dtype, f.device)
+    dot = dot_config(f.dtype)
+    fuse = target is not None
+    scale_hi, scale_lo = _split_float(scale)
+    coef_hi, coef_lo = _split_float(coef)
+    t_arg = target if fuse else out
+    l_arg = loss_parts if fuse else out
+    t_strides = _target_strides(target)
+    common = dict(BLOCK_C=plan.block_c, FP64=dot.fp64, num_warps=plan.num_warps)
+    if plan.split == 1:
+        wrap_triton(_gram_forward_kernel)[(plan.pairs, 1, batch)](
+            f, *strides, out, 0, *out.stride(), t_arg, *t_strides, l_arg, loss_offset,
+            channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
+            WRITE_PARTIAL=False, FUSE_LOSS=fuse, BLOCK_K=plan.block_k,
+            PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
+            num_stages=plan.num_stages, **common,
+        )
+        return
+    ws = _empty((plan.split, batch, channels, channels), accumulation_dtype(f.dtype), f.device)
+    wrap_triton(_gram_forward_kernel)[(plan.pairs, plan.split, batch)](
+        f, *strides, ws, *ws.stride(), ws, 0, 0, 0, ws, 0,
+        channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
+        WRITE_PARTIAL=True, FUSE_LOSS=False, BLOCK_K=plan.block_k,
+        PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
+        num_stages=plan.num_stages, **common,
+    )
+    wrap_triton(_gram_split_reduce_kernel)[(plan.pairs, batch)](
+        ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
+        l_arg, loss_offset, channels, scale_hi, scale_lo, coef_hi, coef_lo,
+        FUSE_LOSS=fuse, **common,
+    )
+
+
+def gram_forward(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * F F^T`` per sample, (B, C, C) in the dtype of ``x``."""
+    check_features(x, "x")
+    f, strides = as_bcn(x)
+    batch, channels = f.shape[0], f.shape[1]
+    n = f.numel() // (batch * channels)
+    out = _empty((batch, channels, channels), x.dtype, x.device)
+    _launch_forward(f, strides, batch, channels, n, float(scale), out, None, None, 0, 0.0)
+    return out
+
+
+def _launch_backward(a, a_symmetric, target, f, strides, df, coef, grad_scale) -> None:
+    batch, channels = f.shape[0], f.shape[1]
+    n = f.numel() // (batch * channels)
+    plan = plan_backward(channels, n, f.dtype, f.device)
+    dot = dot_config(f.dtype)
+    _, d_strides = as_bcn(df)
+    coef_hi, coef_lo = _split_float(coef)
+    grid = (triton.cdiv(channels, plan.block_m), triton.cdiv(n, plan.block_n), batch)
+    wrap_triton(_gram_backward_kernel)[grid](
+        a, *a.stride(), target if target is not None else a, *_target_strides(target),
+        f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a,
+        channels, n, coef_hi, coef_lo,
+        A_SYMMETRIC=a_symmetric, HAS_TARGET=target is not None,
+        HAS_GRAD_SCALE=grad_scale is not None, BLOCK_M=plan.block_m,
+        BLOCK_N=plan.block_n, BLOCK_J=plan.block_j, PRECISION=dot.precision,
+        USE_DOT=dot.use_dot, UPCAST=dot.upcast, FP64=dot.fp64,
+        num_warps=plan.num_warps, num_stages=plan.num_stages,
+    )
+
+
+def gram_backward(grad: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """dL/dx = scale * (dG + dG^T) F for dL/dG = ``grad`` (B, C, C), any strides."""
+    check_features(x, "x")
+    batch, channels = x.shape[0], x.shape[1]
+    if grad.shape != (batch, channels, channels):
+        raise ValueError(f"grad: expected shape {(batch, channels, channels)}, "
+                         f"got {tuple(grad.shape)}")
+    f, strides = as_bcn(x)
+    df = _grad_like(f)
+    _launch_backward(grad, False, None, f, strides, df, float(scale), None)
+    return df
+
+
+def _layer_sizes(f: torch.Tensor) -> tuple:
+    batch, channels = f.shape[0], f.shape[1]
+    return batch, channels, f.numel() // (batch * channels)
+
+
+def style_loss_forward(features: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
+                       weights: Sequence[float], scales: Sequence[float]) -> tuple:
+    """``sum_l w_l mean((s_l F_l F_l^T - T_l)^2)`` and the Grams (accumulation
+    dtype) kept for the backward pass. One loss partial per tile program, all
+    layers in one buffer, summed once at the end in a fixed order."""
+    if not (len(features) == len(targets) == len(weights) == len(scales)) or not features:
+        raise ValueError("features, targets, weights, scales: expected equally long, "
+                         "non-empty sequences")
+    acc_dtype = accumulation_dtype(features[0].dtype)
+    layers = []
+    slots = 0
+    for i, (x, t) in enumerate(zip(features, targets)):
+        check_features(x, f"features[{i}]")
+        check_target(t, x, f"targets[{i}]")
+        if x.dtype != features[0].dtype or x.device != features[0].device:
+            raise ValueError(f"features[{i}]: expected the dtype and device of features[0]")
+        f, strides = as_bcn(x)
+        batch, channels, n = _layer_sizes(f)
+        plan = plan_forward(batch, channels, n, f.dtype, f.device)
+        layers.append((f, strides, batch, channels, n, t, slots))
+        slots += batch * plan.pairs
+    parts = _empty((slots,), acc_dtype, features[0].device)
+    grams = []
+    for (f, strides, batch, channels, n, t, offset), w, s in zip(layers, weights, scales):
+        gram = _empty((batch, channels, channels), acc_dtype, f.device)
+        coef = float(w) / (batch * channels * channels)
+        _launch_forward(f, strides, batch, channels, n, float(s), gram, t, parts, offset, coef)
+        grams.append(gram)
+    return parts.sum(), grams
+
+
+def style_loss_backward(grad: torch.Tensor, features: Sequence[torch.Tensor],
+                        targets: Sequence[torch.Tensor], grams: Sequence[torch.Tensor],
+                        weights: Sequence[float], scales: Sequence[float]) -> list:
+    """dL/dF_l = g * 2 s_l w_l / (B C_l^2) * (2 G_l - T_l - T_l^T) F_l for the
+    loss gradient g (a 0-d tensor, read on the device: no host sync)."""
+    grads = []
+    for x, t, gram, w, s in zip(features, targets, grams, weights, scales):
+        f, strides = as_bcn(x)
+        batch, channels, _ = _layer_sizes(f)
+        df = _grad_like(f)
+        coef = 2.0 * float(s) * float(w) / (batch * channels * channels)
+        _launch_backward(gram, True, t, f, strides, df, coef, grad)
+        grads.append(df)
+    return grads
