@@ -15,7 +15,8 @@ Weights:
   ``features.N.bias``, as ``torchvision.models.vgg19().state_dict()``
   writes; other keys such as ``classifier.*`` are ignored). Such weights
   expect RGB in [0, 1] normalised by the ImageNet mean and std.
-* ``None``: random initialisation (asked for explicitly; useful for tests).
+* ``None``: random initialisation (asked for explicitly; useful for tests),
+  with the torchvision preprocessing.
 
 The submodule ``features`` is numbered like torchvision's ``vgg19().features``
 (conv at 0, ReLU at 1, ...), so ``module.state_dict()`` is itself a
