@@ -23,6 +23,8 @@ from fastgram import models
 from fastgram.models import Discriminator, Generator, StyleEncoder
 from fastgram.nn import VGG19Features
 from fastgram.patch import PatchReport, patch, unpatch
+from fastgram import train
+from fastgram.transfer import StyleTransferGAN
 
 __all__ = [
     "__version__",
@@ -44,4 +46,6 @@ __all__ = [
     "patch",
     "unpatch",
     "PatchReport",
+    "train",
+    "StyleTransferGAN",
 ]

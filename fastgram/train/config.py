@@ -1,0 +1,125 @@
+"""Training configuration: one dataclass of plain values, checked on creation,
+saved in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_NAMES
+from fastgram.train.losses import ADVERSARIAL_LOSSES
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Model sizes default to a network small enough to train on a CPU; raise
+    ``ngf``/``ndf`` (64 is the usual GPU setting) for quality.
+    """
+
+    # data
+    size: int = 128
+    batch_size: int = 4
+    # models
+    style_dim: int = 8
+    ngf: int = 32
+    ndf: int = 32
+    n_res_blocks: int = 4
+    num_scales: int = 2
+    spectral_norm: bool = False
+    # optimisation
+    lr: float = 2e-4
+    lr_d: Optional[float] = None  # discriminator; None: same as lr
+    betas: Tuple[float, float] = (0.5, 0.999)
+    # losses
+    adv_loss: str = "nonsaturating"
+    adv_weight: float = 1.0
+    content_weight: float = 1.0
+    style_weight: float = 1e4
+    style_rec_weight: float = 1.0
+    r1_gamma: float = 0.0
+    content_layers: Tuple[str, ...] = ("relu4_1",)
+    style_layers: Tuple[str, ...] = DEFAULT_LAYERS
+    style_layer_weights: Optional[Tuple[float, ...]] = None
+    vgg_weights: Optional[str] = "imagenet"
+    # run
+    steps: int = 1000
+    seed: int = 0
+    ema_decay: float = 0.999
+    amp: bool = True  # bf16 autocast on CUDA; the CPU always runs float32
+    compile: bool = False
+    log_every: int = 10
+    sample_every: int = 100
+    checkpoint_every: int = 100
+    max_bad_steps: int = 10
+
+    def __post_init__(self):
+        for name in ("size", "batch_size", "style_dim", "ngf", "ndf", "num_scales", "steps",
+                     "log_every", "sample_every", "checkpoint_every", "max_bad_steps"):
+            _positive_int(getattr(self, name), name)
+        _positive_int(self.n_res_blocks, "n_res_blocks", minimum=0)
+        _positive_int(self.seed, "seed", minimum=0)
+        if self.size % 4:
+            raise ValueError(f"size: expected a multiple of 4 (the generator's stride), got {self.size}")
+        for name in ("lr", "adv_weight", "content_weight", "style_weight", "style_rec_weight",
+                     "r1_gamma", "ema_decay"):
+            _non_negative(getattr(self, name), name)
+        _positive(self.lr, "lr")
+        if self.lr_d is not None:
+            _positive(self.lr_d, "lr_d")
+        if not self.ema_decay < 1:
+            raise ValueError(f"ema_decay: expected a number in [0, 1), got {self.ema_decay}")
+        self.betas = tuple(float(b) for b in self.betas)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
+        if self.adv_loss not in ADVERSARIAL_LOSSES:
+            raise ValueError(f"adv_loss: expected one of {ADVERSARIAL_LOSSES}, got {self.adv_loss!r}")
+        self.content_layers = _layers(self.content_layers, "content_layers")
+        self.style_layers = _layers(self.style_layers, "style_layers")
+        if self.style_layer_weights is not None:
+            self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ValueError(
+                    f"style_layer_weights: expected {len(self.style_layers)} weights, "
+                    f"got {len(self.style_layer_weights)}"
+                )
+
+    def to_dict(self) -> dict:
+        """Plain values only (tuples as lists), for checkpoints and JSON."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"config: unknown fields {unknown}")
+        return cls(**values)
+
+
+def _positive_int(value, name: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+
+
+def _non_negative(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+
+
+def _positive(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
+
+
+def _layers(layers, name: str) -> Tuple[str, ...]:
+    layers = tuple(layers)
+    if not layers:
+        raise ValueError(f"{name}: expected at least one VGG19 layer name")
+    for layer in layers:
+        if layer not in LAYER_NAMES:
+            raise ValueError(f"{name}: unknown VGG19 layer {layer!r}; expected names like relu4_1")
+    return layers

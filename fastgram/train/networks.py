@@ -1,0 +1,44 @@
+"""The networks a training run needs, built from its configuration."""
+
+from __future__ import annotations
+
+import torch
+
+from fastgram.models import Discriminator, Generator, StyleEncoder
+from fastgram.nn import InstanceNorm2d, VGG19Features
+from fastgram.train.config import TrainConfig
+
+
+def build_generator(config: TrainConfig) -> Generator:
+    return Generator(3, 3, config.ngf, style_dim=config.style_dim, n_res_blocks=config.n_res_blocks)
+
+
+def build_style_encoder(config: TrainConfig) -> StyleEncoder:
+    return StyleEncoder(3, config.style_dim, ndf=config.ngf)
+
+
+def build_discriminator(config: TrainConfig) -> Discriminator:
+    # Spectral normalisation replaces the norm layers rather than stacking on them.
+    norm = None if config.spectral_norm else InstanceNorm2d
+    return Discriminator(
+        3,
+        config.ndf,
+        num_scales=config.num_scales,
+        norm_layer=norm,
+        spectral_norm=config.spectral_norm,
+    )
+
+
+def build_vgg(config: TrainConfig) -> VGG19Features:
+    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+    return VGG19Features(layers=layers, weights=config.vgg_weights)
+
+
+def architecture(config: TrainConfig) -> dict:
+    """The configuration fields that decide the saved networks' shapes."""
+    fields = ("style_dim", "ngf", "ndf", "n_res_blocks", "num_scales", "spectral_norm")
+    return {name: getattr(config, name) for name in fields}
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

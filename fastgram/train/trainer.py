@@ -1,0 +1,343 @@
+"""The training loop of the style-transfer GAN.
+
+Each step draws a content batch and a style batch, encodes the style,
+generates, updates the discriminator (real = style images, fake = outputs),
+then updates the generator and the style encoder on
+
+    adv_weight * L_adv + content_weight * L_content + style_weight * L_style
+    + style_rec_weight * L_style_rec
+
+(see :mod:`fastgram.train.losses`). EMA copies of the generator and the
+style encoder make the samples and are what :class:`StyleTransferGAN`
+stylises with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import pathlib
+import time
+import warnings
+from typing import Dict, Optional
+
+import torch
+
+import fastgram
+from fastgram import ops
+from fastgram.train import checkpoint, distributed, losses, networks, reporting
+from fastgram.train.config import TrainConfig
+from fastgram.train.data import ImageDataset, Source
+from fastgram.train.ema import EMA
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps had a non-finite loss."""
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` means the CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+
+
+class Trainer:
+    """Trains a generator, a style encoder and a discriminator.
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        content, style: directories or lists of image files.
+        out_dir: where checkpoints, samples and ``metrics.jsonl`` go.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"`` (under ``torchrun``,
+            each process takes its local CUDA device).
+        resume: continue from ``out_dir/checkpoint.pt`` if it exists.
+        quiet: no progress bar.
+        tensorboard: also log to TensorBoard when it is installed.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        content: Source,
+        style: Source,
+        out_dir,
+        *,
+        device="auto",
+        resume: bool = False,
+        quiet: bool = False,
+        tensorboard: bool = False,
+    ):
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+        self.config = config
+        self.dist = distributed.setup()
+        self.device = self.dist.device if self.dist.enabled else resolve_device(device)
+        self.out_dir = pathlib.Path(out_dir)
+        self.is_main = self.dist.rank == 0
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+        torch.manual_seed(config.seed)
+        self.content_data = ImageDataset(content, config.size, name="content")
+        self.style_data = ImageDataset(style, config.size, name="style")
+        # Each rank draws its own batches: the distributed sampler is the seed.
+        self.data_rng = torch.Generator().manual_seed(config.seed * 1000 + self.dist.rank)
+
+        self.generator = networks.build_generator(config).to(self.device)
+        self.style_encoder = networks.build_style_encoder(config).to(self.device)
+        self.discriminator = networks.build_discriminator(config).to(self.device)
+        self.vgg = networks.build_vgg(config).to(self.device)
+        self.generator_ema = EMA(self.generator, config.ema_decay)
+        self.style_encoder_ema = EMA(self.style_encoder, config.ema_decay)
+
+        g_params = list(self.generator.parameters()) + list(self.style_encoder.parameters())
+        self.opt_g = torch.optim.Adam(g_params, lr=config.lr, betas=config.betas)
+        self.opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=config.lr_d or config.lr, betas=config.betas
+        )
+        self.step_count = 0
+        self.bad_steps = 0
+
+        # What the step runs: DDP wrappers and compiled graphs around the
+        # modules above (which stay the ones saved and averaged). A DDP module
+        # must run one forward per backward, so the second uses in a step (the
+        # style encoder on the output, the discriminator judging the output for
+        # the generator) call the plain modules; their gradients still reach
+        # the parameters before DDP's hooks all-reduce them.
+        maybe_compile = torch.compile if config.compile else (lambda m: m)
+        self._g = maybe_compile(self.dist.wrap(self.generator))
+        self._e = maybe_compile(self.dist.wrap(self.style_encoder))
+        self._d = maybe_compile(self.dist.wrap(self.discriminator))
+        self._e_again = maybe_compile(self.style_encoder) if self.dist.enabled else self._e
+        self._d_again = maybe_compile(self.discriminator) if self.dist.enabled else self._d
+        self._vgg = maybe_compile(self.vgg)
+
+        sample_rng = torch.Generator().manual_seed(config.seed + 7)
+        count = min(4, config.batch_size)
+        self.sample_content = self.content_data.sample(count, sample_rng)
+        self.sample_style = self.style_data.sample(count, sample_rng)
+
+        self.reporter = reporting.Reporter(
+            self.out_dir, enabled=self.is_main, quiet=quiet, tensorboard=tensorboard
+        )
+        if resume and (self.out_dir / CHECKPOINT_NAME).is_file():
+            self.load_state(checkpoint.load(self.out_dir / CHECKPOINT_NAME))
+
+    # -- one step ---------------------------------------------------------
+
+    def _autocast(self):
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _style_targets(self, style_features: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {k: ops.gram_matrix(style_features[k].float()) for k in self.config.style_layers}
+
+    def step(self) -> Dict[str, float]:
+        """One discriminator update and one generator + style-encoder update.
+
+        Both losses are computed from the same forward pass before either
+        network is updated (simultaneous updates), so a non-finite value in
+        either is caught before anything changes.
+
+        Returns the step's metrics. A step whose losses are not finite changes
+        nothing (no optimizer step, no EMA update) and is counted; too many
+        in a row raise :class:`TrainingDiverged`.
+        """
+        cfg = self.config
+        content = self.content_data.sample(cfg.batch_size, self.data_rng).to(self.device)
+        style = self.style_data.sample(cfg.batch_size, self.data_rng).to(self.device)
+
+        with self._autocast():
+            code = self._e(style)
+            fake = self._g(content, code)
+
+        # Discriminator: real and fake in one forward pass.
+        self.discriminator.requires_grad_(True)
+        real = style.detach().requires_grad_(cfg.r1_gamma > 0)
+        with self._autocast():
+            logits = self._d(torch.cat([real, fake.detach()]))
+            d_real = [t[: cfg.batch_size] for t in logits]
+            d_fake = [t[cfg.batch_size :] for t in logits]
+            loss_d = losses.discriminator_loss(d_real, d_fake, cfg.adv_loss)
+        r1 = torch.zeros((), device=self.device)
+        if cfg.r1_gamma > 0:
+            r1 = losses.r1_penalty([t.float() for t in d_real], real)
+            loss_d = loss_d + 0.5 * cfg.r1_gamma * r1
+
+        # Generator and style encoder.
+        self.discriminator.requires_grad_(False)
+        with self._autocast():
+            adv = losses.generator_loss(self._d_again(fake), cfg.adv_loss)
+            out_features = self._vgg(fake)
+            with torch.no_grad():
+                content_features = self._vgg(content)
+                style_features = self._vgg(style)
+            content_term = losses.content_loss(out_features, content_features, cfg.content_layers)
+            style_term = losses.style_loss(
+                {k: v.float() for k, v in out_features.items()},
+                self._style_targets(style_features),
+                cfg.style_layers,
+                cfg.style_layer_weights,
+            )
+            rec = losses.style_reconstruction_loss(self._e_again(fake), code)
+            loss_g = (
+                cfg.adv_weight * adv
+                + cfg.content_weight * content_term
+                + cfg.style_weight * style_term
+                + cfg.style_rec_weight * rec
+            )
+
+        metrics = {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "adv": adv.item(),
+            "content": content_term.item(),
+            "style": style_term.item(),
+            "style_rec": rec.item(),
+            "r1": r1.item(),
+        }
+        if not all(math.isfinite(v) for v in metrics.values()):
+            return self._skip_step(metrics)
+
+        self.opt_d.zero_grad(set_to_none=True)
+        self.discriminator.requires_grad_(True)
+        loss_d.backward(inputs=list(self.discriminator.parameters()))
+        metrics["grad_norm_d"] = _grad_norm(self.discriminator.parameters())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward(inputs=[p for g in self.opt_g.param_groups for p in g["params"]])
+        metrics["grad_norm_g"] = _grad_norm(
+            p for g in self.opt_g.param_groups for p in g["params"]
+        )
+        if not (math.isfinite(metrics["grad_norm_d"]) and math.isfinite(metrics["grad_norm_g"])):
+            return self._skip_step(metrics)
+        self.opt_d.step()
+        self.opt_g.step()
+        self.generator_ema.update(self.generator)
+        self.style_encoder_ema.update(self.style_encoder)
+        self.bad_steps = 0
+        self.step_count += 1
+        metrics["step"] = self.step_count
+        return metrics
+
+    def _skip_step(self, metrics: Dict[str, float]) -> Dict[str, float]:
+        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.bad_steps += 1
+        bad = ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
+        warnings.warn(
+            f"step {self.step_count + 1}: non-finite values ({bad}); step skipped "
+            f"({self.bad_steps} in a row, limit {self.config.max_bad_steps})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        if self.bad_steps >= self.config.max_bad_steps:
+            raise TrainingDiverged(
+                f"{self.bad_steps} consecutive steps with non-finite losses; stopping. "
+                f"The last good checkpoint in {self.out_dir} is intact."
+            )
+        metrics["skipped"] = True
+        return metrics
+
+    # -- the loop ---------------------------------------------------------
+
+    def fit(self, steps: Optional[int] = None) -> Dict[str, float]:
+        """Train until ``steps`` (default ``config.steps``) steps are done in
+        total, counting those before a resume. Returns the last metrics."""
+        total = self.config.steps if steps is None else steps
+        metrics: Dict[str, float] = {}
+        self.reporter.start(total, self.step_count)
+        started = time.perf_counter()
+        done_here = 0
+        try:
+            while self.step_count < total:
+                metrics = self.step()
+                if metrics.get("skipped"):
+                    continue
+                done_here += 1
+                metrics["images_per_s"] = (
+                    done_here * self.config.batch_size * self.dist.world_size
+                    / (time.perf_counter() - started)
+                )
+                step = self.step_count
+                self.reporter.progress(step, metrics)
+                if step % self.config.log_every == 0 or step == total:
+                    self.reporter.log(step, metrics)
+                if step % self.config.sample_every == 0 or step == total:
+                    self.save_samples()
+                if step % self.config.checkpoint_every == 0 or step == total:
+                    self.save_checkpoint()
+        finally:
+            self.reporter.close()
+        return metrics
+
+    @torch.no_grad()
+    def save_samples(self) -> Optional[pathlib.Path]:
+        """Write the sample grid (rows: content | style | EMA output)."""
+        if not self.is_main:
+            return None
+        content = self.sample_content.to(self.device)
+        style = self.sample_style.to(self.device)
+        output = self.generator_ema.shadow(content, self.style_encoder_ema.shadow(style))
+        rows = [[c, s, o] for c, s, o in zip(content.cpu(), style.cpu(), output.float().cpu())]
+        return self.reporter.save_grid(rows, self.step_count)
+
+    # -- state --------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "fastgram_version": fastgram.__version__,
+            "config": self.config.to_dict(),
+            "step": self.step_count,
+            "models": {
+                "generator": self.generator.state_dict(),
+                "style_encoder": self.style_encoder.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "generator_ema": self.generator_ema.shadow.state_dict(),
+                "style_encoder_ema": self.style_encoder_ema.shadow.state_dict(),
+            },
+            "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+            "rng": {**checkpoint.rng_state(), "data": self.data_rng.get_state()},
+        }
+
+    def load_state(self, state: dict) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint: unsupported format {state.get('format')!r}")
+        saved = TrainConfig.from_dict(state["config"])
+        if networks.architecture(saved) != networks.architecture(self.config):
+            raise ValueError(
+                "checkpoint: its networks were built with a different configuration "
+                f"({networks.architecture(saved)} vs {networks.architecture(self.config)})"
+            )
+        models = state["models"]
+        self.generator.load_state_dict(models["generator"])
+        self.style_encoder.load_state_dict(models["style_encoder"])
+        self.discriminator.load_state_dict(models["discriminator"])
+        self.generator_ema.shadow.load_state_dict(models["generator_ema"])
+        self.style_encoder_ema.shadow.load_state_dict(models["style_encoder_ema"])
+        self.opt_g.load_state_dict(state["optimizers"]["g"])
+        self.opt_d.load_state_dict(state["optimizers"]["d"])
+        self.step_count = int(state["step"])
+        checkpoint.set_rng_state(state["rng"])
+        self.data_rng.set_state(state["rng"]["data"])
+
+    def save_checkpoint(self) -> Optional[pathlib.Path]:
+        if not self.is_main:
+            return None
+        return checkpoint.save(self.state_dict(), self.out_dir / CHECKPOINT_NAME)
+
+
+def _grad_norm(parameters) -> float:
+    grads = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    return torch.stack(grads).norm().item()
