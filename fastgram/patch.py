@@ -9,6 +9,9 @@ parameters, buffers, hooks and ``state_dict`` keys stay the same, so
 optimisers, checkpoints and references held elsewhere keep working.
 :class:`fastgram.nn.InstanceNorm2d` subclasses ``torch.nn.InstanceNorm2d``
 and adds no state, which is what makes the in-place swap sound.
+
+Patch before wrapping the model in ``torch.compile``: a compiled graph
+already traced through torch's instance norm keeps running it.
 """
 
 from __future__ import annotations
