@@ -1,38 +1,136 @@
-"""Loader of the compiled extension ``fastgram._C`` (the ``ext`` backend).
+"""Loader of the compiled extension (the ``ext`` backend).
 
-The extension is looked for as an ahead-of-time build installed beside this
-file. :func:`load_error` answers whether it could be loaded and, if not, why;
-the dispatch layer turns that answer into the ``ext`` backend's status.
+:func:`load_error` loads the library once per process (the ahead-of-time
+build when it is current, else the JIT build from its cache, compiling it on
+first use), registers the operators' fake implementations, autograd formulas
+and dispatch entries, and answers ``None`` on success or the reason for
+failure. Nothing is built or loaded before the dispatch layer first asks.
+
+A failed build warns once with the compiler's output and the fallback taken;
+with ``FASTGRAM_REQUIRE_EXT=1`` it raises :class:`ExtensionBuildError`
+instead, so that a broken build can never pass as a fallback (CI sets it).
+:func:`info` says what was loaded, from where, and for which devices.
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
+import os
+import threading
+import warnings
 from typing import Optional
 
-_CSRC = Path(__file__).resolve().parent.parent / "csrc"
+REQUIRE_ENV = "FASTGRAM_REQUIRE_EXT"
+# Lines of compiler output kept in the warning and the error.
+_OUTPUT_TAIL_LINES = 30
 
 
-def _source_files() -> list:
-    if not _CSRC.is_dir():
-        return []
-    return sorted(p for p in _CSRC.iterdir() if p.suffix in (".cpp", ".cu"))
+class ExtensionBuildError(RuntimeError):
+    """The extension could not be built or loaded and FASTGRAM_REQUIRE_EXT=1."""
+
+
+class ExtensionBuildWarning(UserWarning):
+    """The extension could not be built or loaded; its ops fall back."""
+
+
+_lock = threading.Lock()
+_attempted = False
+_error: Optional[str] = None
+_built = None  # fastgram._ext_build.Built once loaded
+_warned = False
+
+
+def _required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "") == "1"
+
+
+def _tail(text: str) -> str:
+    lines = text.strip().splitlines()
+    if len(lines) <= _OUTPUT_TAIL_LINES:
+        return "\n".join(lines)
+    return "\n".join(["[...]"] + lines[-_OUTPUT_TAIL_LINES:])
+
+
+def _ops_already_loaded() -> bool:
+    import torch
+
+    return hasattr(torch.ops.fastgram, "ext_style_loss_forward")
+
+
+def _load() -> None:
+    global _error, _built
+    try:
+        from fastgram import _ext_build, _ext_ops
+
+        if _ops_already_loaded():
+            # Loaded by someone else in this process (a second TORCH_LIBRARY
+            # of the same namespace would abort the load).
+            _built = _ext_build.Built("<already loaded>", "preloaded")
+        else:
+            _built = _ext_build.load_aot() or _ext_build.build_jit()
+        _ext_ops.register_all()
+    except Exception as exc:  # any failure means: fall back, and say why
+        _built = None
+        _error = f"{type(exc).__name__}: {_tail(str(exc))}"
+
+
+def _report_failure() -> None:
+    global _warned
+    message = (
+        "fastgram: the C++/CUDA extension (fastgram._C) could not be built or loaded, "
+        "so the 'ext' backend is unavailable and its ops run on the next backend "
+        "(reference on the CPU).\n"
+        f"{_error}\n"
+        "Fix: install a C++17 compiler and ninja (pip install ninja), then "
+        "`pip install --no-build-isolation -e .` or just import again to rebuild "
+        "the JIT cache; set FASTGRAM_REQUIRE_EXT=1 to make this an error."
+    )
+    if _required():
+        raise ExtensionBuildError(message)
+    if not _warned:
+        _warned = True
+        warnings.warn(message, ExtensionBuildWarning, stacklevel=3)
 
 
 def load_error() -> Optional[str]:
     """``None`` when the extension is loaded, else the reason it is not.
 
-    The dispatch layer caches the answer; :func:`fastgram.dispatch.refresh`
-    asks again.
+    Loads (building if needed) on the first call. Raises
+    :class:`ExtensionBuildError` instead of answering when
+    ``FASTGRAM_REQUIRE_EXT=1``.
     """
-    try:
-        importlib.import_module("fastgram._C")
-    except ImportError as exc:
-        if _source_files():
-            return f"fastgram._C is not built ({exc}); rebuild with pip install -e ."
-        return (
-            "fastgram._C is not built and this checkout has no C++/CUDA "
-            "sources in csrc/ to build it from"
-        )
+    global _attempted
+    with _lock:
+        if not _attempted:
+            _attempted = True
+            _load()
+    if _error is not None:
+        _report_failure()
+        return f"the extension could not be built or loaded: {_error.splitlines()[0]}"
+    from fastgram import _ext_ops
+
+    _ext_ops.register_all()  # again, in case a test unregistered an entry
     return None
+
+
+def info() -> dict:
+    """What ``fastgram info`` shows about the extension.
+
+    Keys: ``loaded`` (bool), ``origin`` (``"aot"``, ``"jit-cache"``,
+    ``"jit-build"``, ``"preloaded"`` or None), ``path``, ``devices`` (device
+    types with kernels), ``error`` (None or the reason), ``aot`` (None when an
+    ahead-of-time build is present and current, else why it is not used).
+    """
+    from fastgram import _ext_build, _ext_ops
+
+    try:
+        error = load_error()
+    except ExtensionBuildError as exc:
+        error = str(exc)
+    return {
+        "loaded": error is None,
+        "origin": _built.origin if _built else None,
+        "path": _built.path if _built else None,
+        "devices": list(_ext_ops.devices_built()) if error is None else [],
+        "error": error,
+        "aot": _ext_build.aot_stale_reason(),
+    }

@@ -67,6 +67,8 @@ PROVIDES: dict[str, tuple] = {
         "style_loss",
     ),
     "ext": (
+        "gram_matrix",
+        "style_loss",
     ),
 }
 

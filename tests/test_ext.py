@@ -1,0 +1,312 @@
+"""The compiled extension's CPU operators against the float64 reference.
+
+Covers the four operators (Gram forward/backward, multi-layer style loss
+forward/backward) directly through ``torch.ops.fastgram.ext_*`` and through
+the ``ext`` backend of :mod:`fastgram.ops`: values, gradients of features and
+targets, gradcheck, opcheck, and a fullgraph ``torch.compile``.
+"""
+
+import os
+import warnings
+
+import pytest
+import torch
+
+import fastgram
+from fastgram import dispatch
+from fastgram.ops import reference
+from helpers import RTOL, assert_close, randn
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ext_loaded():
+    from fastgram import _ext
+
+    reason = _ext.load_error()
+    if reason is not None:
+        if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
+            pytest.fail(f"extension required but unavailable: {reason}")
+        pytest.skip(f"the extension could not be built here: {reason}")
+
+
+def ops():
+    return torch.ops.fastgram
+
+
+def ref_gram(x, scale):
+    return reference.gram_matrix(x.detach().double(), scale)
+
+
+def ref_loss_and_grads(features, targets, weights, scales):
+    """Reference loss and gradients (features, targets) in float64."""
+    fs = [f.detach().double().requires_grad_() for f in features]
+    ts = [t.detach().double().requires_grad_() for t in targets]
+    loss = reference.style_loss(fs, ts, weights, scales)
+    loss.backward()
+    return loss.detach(), [f.grad for f in fs], [t.grad for t in ts]
+
+
+def layout(x, kind):
+    """The same values as ``x`` in another memory layout."""
+    if kind == "contiguous":
+        return x
+    if kind == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if kind == "transposed":  # spatial dims swapped: neither inner stride is 1
+        return x.transpose(2, 3).contiguous().transpose(2, 3)
+    if kind == "sliced":  # every other channel of a bigger tensor
+        wide = torch.empty(x.shape[0], 2 * x.shape[1], *x.shape[2:], dtype=x.dtype)
+        wide[:, ::2] = x
+        return wide[:, ::2]
+    raise ValueError(kind)
+
+
+# --------------------------------------------------------------------------
+# Gram
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels", [1, 3, 64, 65, 200])
+@pytest.mark.parametrize("hw", [(1, 1), (1, 7), (25, 40), (64, 64)])
+def test_gram_forward_backward_match_reference(dtype, channels, hw, gen):
+    x = randn(2, channels, *hw, dtype=dtype, gen=gen, requires_grad=True)
+    scale = 1.0 / (channels * hw[0] * hw[1])
+    out = ops().ext_gram_forward(x, scale)
+    assert out.dtype == dtype and out.shape == (2, channels, channels)
+    assert_close(out, ref_gram(x, scale), RTOL[dtype], "gram")
+    # The mirrored halves are bit-identical, not just close.
+    assert torch.equal(out, out.transpose(1, 2))
+
+    upstream = randn(2, channels, channels, dtype=dtype, gen=gen)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    xr = x.detach().double().requires_grad_()
+    (ref,) = torch.autograd.grad(reference.gram_matrix(xr, scale), xr, upstream.double())
+    assert_close(grad, ref, RTOL[dtype], "gram grad")
+
+
+@pytest.mark.parametrize("kind", ["channels_last", "transposed", "sliced"])
+def test_gram_any_layout(kind, gen):
+    x = layout(randn(3, 70, 9, 11, gen=gen), kind).requires_grad_()
+    out = ops().ext_gram_forward(x, 0.5)
+    assert_close(out, ref_gram(x, 0.5), RTOL[torch.float32], f"gram ({kind})")
+    upstream = randn(3, 70, 70, gen=gen)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    xr = x.detach().double().requires_grad_()
+    (ref,) = torch.autograd.grad(reference.gram_matrix(xr, 0.5), xr, upstream.double())
+    assert_close(grad, ref, RTOL[torch.float32], f"gram grad ({kind})")
+    if kind == "channels_last":
+        assert grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_gram_three_dim_input(gen):
+    x = randn(2, 5, 1000, gen=gen)
+    assert_close(ops().ext_gram_forward(x, 1.0), ref_gram(x, 1.0), RTOL[torch.float32])
+
+
+def test_gram_gradcheck_and_gradgradcheck(gen):
+    x = randn(2, 4, 3, 5, dtype=torch.float64, gen=gen, requires_grad=True)
+    fn = lambda t: ops().ext_gram_forward(t, 0.3)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+# --------------------------------------------------------------------------
+# style loss
+
+VGG_LIKE = [(3, 7, 9), (8, 5, 4), (64, 4, 4), (65, 3, 3), (130, 2, 1)]
+
+
+def make_layers(n_layers, dtype, gen, per_sample, batch=2, symmetric_targets=False):
+    features, targets = [], []
+    for c, h, w in VGG_LIKE[:n_layers]:
+        features.append(randn(batch, c, h, w, dtype=dtype, gen=gen))
+        shape = (batch, c, c) if per_sample else (c, c)
+        t = randn(*shape, dtype=dtype, gen=gen) * 0.05
+        if symmetric_targets:
+            t = t + t.transpose(-1, -2)
+        targets.append(t)
+    weights = [0.5 + 0.7 * i for i in range(n_layers)]
+    scales = [1.0 / (f.shape[1] * f.shape[2] * f.shape[3]) for f in features]
+    return features, targets, weights, scales
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_layers", [1, 2, 5])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_style_loss_matches_reference(dtype, n_layers, per_sample, gen):
+    features, targets, weights, scales = make_layers(n_layers, dtype, gen, per_sample)
+    fs = [f.clone().requires_grad_() for f in features]
+    ts = [t.clone().requires_grad_() for t in targets]
+    loss, residuals = ops().ext_style_loss_forward(fs, ts, weights, scales)
+    assert loss.dtype == dtype and loss.dim() == 0
+    ref_loss, ref_fgrads, ref_tgrads = ref_loss_and_grads(features, targets, weights, scales)
+    assert_close(loss, ref_loss, RTOL[dtype], "loss")
+    for f, t, r, s in zip(features, targets, residuals, scales):
+        expected = reference.gram_matrix(f.double(), s) - t.double()
+        assert_close(r, expected, RTOL[dtype], "residual")
+    loss.backward()
+    for i in range(n_layers):
+        assert_close(fs[i].grad, ref_fgrads[i], RTOL[dtype], f"grad features[{i}]")
+        assert_close(ts[i].grad, ref_tgrads[i], RTOL[dtype], f"grad targets[{i}]")
+        assert ts[i].grad.shape == targets[i].shape
+
+
+@pytest.mark.parametrize("channels,n", [(1, 4096), (3, 1), (64, 1000), (65, 7)])
+def test_style_loss_odd_shapes(channels, n, gen):
+    f = randn(2, channels, n, gen=gen, requires_grad=True)
+    t = randn(channels, channels, gen=gen) * 0.1
+    s = 1.0 / (channels * n)
+    loss = ops().ext_style_loss_forward([f], [t], [2.0], [s])[0]
+    ref_loss, ref_f, _ = ref_loss_and_grads([f], [t], [2.0], [s])
+    assert_close(loss, ref_loss, RTOL[torch.float32], "loss")
+    loss.backward()
+    assert_close(f.grad, ref_f[0], RTOL[torch.float32], "grad")
+
+
+@pytest.mark.parametrize("kind", ["channels_last", "transposed", "sliced"])
+def test_style_loss_any_layout(kind, gen):
+    features, targets, weights, scales = make_layers(3, torch.float32, gen, per_sample=False)
+    fs = [layout(f, kind).requires_grad_() for f in features]
+    loss = ops().ext_style_loss_forward(fs, targets, weights, scales)[0]
+    ref_loss, ref_f, _ = ref_loss_and_grads(features, targets, weights, scales)
+    assert_close(loss, ref_loss, RTOL[torch.float32], f"loss ({kind})")
+    loss.backward()
+    for f, r in zip(fs, ref_f):
+        assert_close(f.grad, r, RTOL[torch.float32], f"grad ({kind})")
+
+
+def test_style_loss_constant_channels_and_zero_weight(gen):
+    f = torch.full((2, 6, 5, 5), 0.25, requires_grad=True)
+    t = randn(6, 6, gen=gen)
+    weights, scales = [0.0], [1.0 / 150]
+    loss = ops().ext_style_loss_forward([f], [t], weights, scales)[0]
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.count_nonzero(f.grad) == 0
+    loss = ops().ext_style_loss_forward([f], [t], [1.5], scales)[0]
+    ref_loss, ref_f, _ = ref_loss_and_grads([f], [t], [1.5], scales)
+    assert_close(loss, ref_loss, RTOL[torch.float32])
+
+
+def test_style_loss_residual_gradient_is_used(gen):
+    # A caller that differentiates through the residual output too.
+    features, targets, weights, scales = make_layers(2, torch.float64, gen, per_sample=False)
+    fs = [f.clone().requires_grad_() for f in features]
+    loss, residuals = ops().ext_style_loss_forward(fs, targets, weights, scales)
+    (loss + residuals[1].sum()).backward()
+    fr = [f.clone().requires_grad_() for f in features]
+    ref = reference.style_loss(fr, targets, weights, scales)
+    extra = reference.gram_matrix(fr[1], scales[1]).sum()
+    (ref + extra).backward()
+    for a, b in zip(fs, fr):
+        assert_close(a.grad, b.grad, RTOL[torch.float64])
+
+
+def test_style_loss_gradcheck(gen):
+    features, targets, weights, scales = make_layers(3, torch.float64, gen, per_sample=False)
+    features = [f[:, :, :2, :2].contiguous().requires_grad_() for f in features]
+    targets = [t.requires_grad_() for t in targets]
+    n = len(features)
+
+    def fn(*tensors):
+        return ops().ext_style_loss_forward(list(tensors[:n]), list(tensors[n:]), weights, scales)[0]
+
+    assert torch.autograd.gradcheck(fn, (*features, *targets))
+
+
+# --------------------------------------------------------------------------
+# registration: opcheck, torch.compile
+
+
+def test_opcheck_every_operator(gen):
+    x = randn(2, 5, 3, 4, dtype=torch.float64, gen=gen, requires_grad=True)
+    torch.library.opcheck(ops().ext_gram_forward.default, (x, 0.25))
+    g = randn(2, 5, 5, dtype=torch.float64, gen=gen, requires_grad=True)
+    torch.library.opcheck(ops().ext_gram_backward.default, (g, x, 0.25))
+    features, targets, weights, scales = make_layers(2, torch.float32, gen, per_sample=True)
+    features = [f.requires_grad_() for f in features]
+    torch.library.opcheck(
+        ops().ext_style_loss_forward.default, (features, targets, weights, scales)
+    )
+    _, residuals = ops().ext_style_loss_forward(features, targets, weights, scales)
+    grad = torch.tensor(0.7)
+    plain = [f.detach() for f in features]
+    torch.library.opcheck(
+        ops().ext_style_loss_backward.default,
+        (grad, plain, [r.detach() for r in residuals], weights, scales),
+    )
+
+
+def test_fullgraph_compile_has_no_graph_breaks(gen):
+    import torch._dynamo
+
+    from fastgram import _ext_ops
+
+    features, targets, weights, scales = make_layers(3, torch.float32, gen, per_sample=False)
+
+    def fn(fs):
+        return _ext_ops.style_loss(fs, targets, weights, scales) * 2.0 + _ext_ops.gram_matrix(
+            fs[0], 0.5
+        ).sum()
+
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(fn)([f.clone() for f in features])
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    fs = [f.clone().requires_grad_() for f in features]
+    fe = [f.clone().requires_grad_() for f in features]
+    out, expected = compiled(fs), fn(fe)
+    assert_close(out, expected, 1e-6, "compiled loss")
+    out.backward()
+    expected.backward()
+    for a, b in zip(fs, fe):
+        assert_close(a.grad, b.grad, 1e-6, "compiled grad")
+    torch._dynamo.reset()
+
+
+# --------------------------------------------------------------------------
+# the ext backend of fastgram.ops
+
+
+def test_public_ops_on_ext_backend_match_reference(gen):
+    features, targets, _, _ = make_layers(3, torch.float32, gen, per_sample=False)
+    with fastgram.use_backend("ext"):
+        loss = fastgram.ops.style_loss(features, targets, [1.0, 2.0, 3.0])
+        gram = fastgram.ops.gram_matrix(features[1])
+    with fastgram.use_backend("reference"):
+        ref_loss = fastgram.ops.style_loss(
+            [f.double() for f in features], [t.double() for t in targets], [1.0, 2.0, 3.0]
+        )
+        ref_gram = fastgram.ops.gram_matrix(features[1].double())
+    assert_close(loss, ref_loss, RTOL[torch.float32])
+    assert_close(gram, ref_gram, RTOL[torch.float32])
+
+
+def test_auto_uses_ext_on_cpu_for_float32(gen):
+    from fastgram import _ext_ops
+
+    features, targets, weights, scales = make_layers(2, torch.float32, gen, per_sample=False)
+    args = (features, targets, weights, scales)
+    assert dispatch.select("style_loss", torch.device("cpu"), args, "auto") is _ext_ops.style_loss
+    x = features[0]
+    assert dispatch.select("gram_matrix", x.device, (x, 1.0), "auto") is _ext_ops.gram_matrix
+
+
+def test_half_on_cpu_routes_to_reference_with_one_warning(gen):
+    x = randn(2, 4, 3, 3, dtype=torch.float16, gen=gen)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fastgram.ops.gram_matrix(x, backend="ext")
+        fastgram.ops.gram_matrix(x, backend="ext")
+    fallbacks = [w for w in caught if issubclass(w.category, fastgram.FastgramFallbackWarning)]
+    assert len(fallbacks) == 1 and "float16" in str(fallbacks[0].message)
+    assert_close(out, reference.gram_matrix(x.double(), 1.0 / 36), RTOL[torch.float16])
+
+
+def test_info_reports_the_loaded_library():
+    from fastgram import _ext
+
+    info = _ext.info()
+    assert info["loaded"] and info["error"] is None
+    assert info["origin"] in ("aot", "jit-cache", "jit-build", "preloaded")
+    assert "cpu" in info["devices"]
