@@ -17,9 +17,8 @@ import platform
 import sys
 from typing import Callable, Optional, Sequence
 
+from fastgram.commands import CommandError
 
-class CommandError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def _package_version(name: str) -> Optional[str]:
@@ -93,9 +92,17 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-Command = tuple  # (name, help, configure, run)
+def _subcommand(name: str) -> tuple:
+    """``(name, help, configure, run)`` of the module ``fastgram.commands.<name>``."""
+    module = importlib.import_module(f"fastgram.commands.{name}")
+    return (name, module.HELP, module.configure, module.run)
+
+
 COMMANDS: list = [
     ("info", "show versions, devices and which backends run here", _configure_info, _run_info),
+    _subcommand("train"),
+    _subcommand("stylize"),
+    _subcommand("demo"),
 ]
 
 

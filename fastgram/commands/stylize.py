@@ -1,0 +1,74 @@
+"""``fastgram stylize``: render photos in a style with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from fastgram import imageio
+from fastgram.commands import CommandError
+from fastgram.commands import arguments as types
+
+HELP = "stylise images (files or folders) with a trained checkpoint"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("content", nargs="+", type=types.existing_path,
+                        help="content images, or folders of them")
+    parser.add_argument("--style", required=True, type=types.existing_file, help="style image")
+    parser.add_argument("--checkpoint", required=True, type=types.existing_file,
+                        help="a model saved by StyleTransferGAN.save or a training checkpoint.pt")
+    parser.add_argument("--alpha", type=types.unit_float, default=1.0,
+                        help="style strength in [0, 1] (default 1)")
+    parser.add_argument("--size", type=types.positive_int, default=None,
+                        help="resize the shorter side to this first (default: keep the size)")
+    parser.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def content_files(paths) -> list:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = imageio.list_images(path)
+            if not found:
+                raise CommandError(f"no images in folder {str(path)!r}")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    from fastgram.transfer import StyleTransferGAN
+
+    files = content_files(args.content)
+    try:
+        gan = StyleTransferGAN.load(args.checkpoint, device=args.device)
+        code = gan.encode_style(args.style)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CommandError(str(exc)) from None
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    show = not args.quiet and sys.stderr.isatty()
+    used = set()
+    for i, path in enumerate(files, 1):
+        try:
+            image = gan.stylize(path, style_code=code, alpha=args.alpha, size=args.size)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CommandError(str(exc)) from None
+        name = f"{path.stem}_stylized.png"
+        if name in used:  # same file name in two input folders
+            name = f"{path.stem}_{i}_stylized.png"
+        used.add(name)
+        target = out_dir / name
+        image.save(target)
+        if show:
+            sys.stderr.write(f"\r[{i}/{len(files)}] {path.name}")
+            sys.stderr.flush()
+    if show:
+        sys.stderr.write("\n")
+    print(f"wrote {len(files)} image(s) to {out_dir}")
+    return 0
