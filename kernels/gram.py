@@ -17,15 +17,19 @@ Forward, ``G[b] = scale * F[b] F[b]^T``:
   ``G - T`` is squared and summed where the tile is finished, one partial sum
   per program, so the loss never reads G back from memory.
 
-Backward, one kernel for both ops: ``dF = coef * M F`` with M formed tile by
-tile in registers from what is at hand, never materialised:
+Backward, one kernel for both ops: ``dF = coef * M F`` with M read or formed
+tile by tile in registers, never materialised beyond one C x C per layer:
 
-* Gram:        M = dG + dG^T,             coef = scale
-* style loss:  M = 2 G - T - T^T,         coef = g * 2 * scale * w / (B C^2)
+* Gram:        M = dG + dG^T (from the upstream dG),  coef = scale
+* style loss:  M = 2 G - T - T^T,  coef = g * 2 * scale * w / (B C^2)
 
-(the style-loss form is ``s (D + D^T) F`` with ``D = dL/dG = 2 w (G - T) /
-(B C^2)`` and G symmetric; for a symmetric target it is ``4 s w / (B C^2) *
-(G - T) F``.)
+The style-loss form is ``s (D + D^T) F`` with ``D = dL/dG = 2 w g (G - T) /
+(B C^2)`` and G symmetric; for a symmetric target it is ``k (G - T) F`` with
+``k = 4 s w g / (B C^2)``. The forward epilogue, which has G and T in
+registers anyway, stores M itself (in the features' dtype: the operand the
+backward's tensor-core product reads directly) instead of G, so the backward
+reads one C x C matrix per tile row and never touches T. Only when a target
+needs a gradient (``dT = -2 w g (G - T) / (B C^2)``) is G kept instead.
 
 Precision: accumulation is fp32 (fp64 for fp64 inputs, on a broadcast-and-sum
 path because tensor cores have no fp64 tile shape in Triton). fp32 inputs use
@@ -33,8 +37,10 @@ full IEEE fp32 products unless PyTorch itself allows TF32 for matmuls
 (``torch.backends.cuda.matmul.allow_tf32``, which
 ``torch.set_float32_matmul_precision("high")`` also sets), exactly like
 ``torch.bmm``. The Gram is returned in the input dtype, like ``torch.bmm`` and
-the reference op; the style loss keeps G in the accumulation dtype and returns
-a float32 loss for half inputs.
+the reference op: halving the bytes written matters for the memory-bound
+layers, and a bf16 Gram fed on to PyTorch code is what users of bmm expect.
+Inside the fused style loss nothing is rounded before the loss: G - T is
+formed in fp32 in registers, and the loss is float32 for half inputs.
 
 The launchers here allocate outputs, pick block sizes and launch through
 ``torch.library.wrap_triton`` so that they trace under ``torch.compile``; they
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from typing import Optional, Sequence
 
 import torch
@@ -150,10 +157,12 @@ def _gram_epilogue(
     out_ptr, stride_ob, stride_oi, stride_oj,
     t_ptr, stride_tb, stride_ti, stride_tj,
     loss_ptr, loss_offset, coef,
-    BLOCK_C: tl.constexpr, FUSE_LOSS: tl.constexpr,
+    BLOCK_C: tl.constexpr, FUSE_LOSS: tl.constexpr, STORE_DIRECTION: tl.constexpr,
 ):
     """Store a finished (scaled) tile and its mirror; with FUSE_LOSS also one
-    partial sum of coef * (G - T)^2 over the entries this tile owns."""
+    partial sum of coef * (G - T)^2 over the entries this tile owns, and with
+    STORE_DIRECTION the stored value is 2 G - T - T^T (what the style-loss
+    backward multiplies F by) instead of G."""
     rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
     cols = tj * BLOCK_C + tl.arange(0, BLOCK_C)
     r = rows.to(tl.int64)[:, None]
@@ -163,20 +172,25 @@ def _gram_epilogue(
     # row), both from the same value: off-diagonal tiles are wholly upper, and
     # in a diagonal tile this keeps the two triangles bitwise equal.
     upper = inside & (rows[:, None] <= cols[None, :])
-    value = g.to(out_ptr.dtype.element_ty)
-    out = out_ptr + b.to(tl.int64) * stride_ob
-    tl.store(out + r * stride_oi + c * stride_oj, value, mask=upper)
-    tl.store(out + r * stride_oj + c * stride_oi, value, mask=upper)
+    value = g
     if FUSE_LOSS:
         strict = inside & (rows[:, None] < cols[None, :])
         tgt = t_ptr + b.to(tl.int64) * stride_tb
-        t = tl.load(tgt + r * stride_ti + c * stride_tj, mask=upper, other=0.0)
-        t_mirror = tl.load(tgt + r * stride_tj + c * stride_ti, mask=strict, other=0.0)
-        d = tl.where(upper, g - t.to(g.dtype), 0.0)
-        d_mirror = tl.where(strict, g - t_mirror.to(g.dtype), 0.0)
+        t = tl.load(tgt + r * stride_ti + c * stride_tj, mask=upper, other=0.0).to(g.dtype)
+        t_mirror = tl.load(tgt + r * stride_tj + c * stride_ti, mask=upper, other=0.0)
+        t_mirror = t_mirror.to(g.dtype)
+        # the entry (r, c) and, off the diagonal, its mirror (c, r)
+        d = tl.where(upper, g - t, 0.0)
+        d_mirror = tl.where(strict, g - t_mirror, 0.0)
         part = tl.sum(tl.sum(d * d + d_mirror * d_mirror, axis=1), axis=0) * coef
         slot = loss_offset + b * tl.num_programs(0) + pair
         tl.store(loss_ptr + slot, part.to(loss_ptr.dtype.element_ty))
+        if STORE_DIRECTION:
+            value = (g + g) - t - t_mirror
+    value = value.to(out_ptr.dtype.element_ty)
+    out = out_ptr + b.to(tl.int64) * stride_ob
+    tl.store(out + r * stride_oi + c * stride_oj, value, mask=upper)
+    tl.store(out + r * stride_oj + c * stride_oi, value, mask=upper)
 
 
 @triton.jit
@@ -186,7 +200,7 @@ def _gram_forward_kernel(
     t_ptr, stride_tb, stride_ti, stride_tj,
     loss_ptr, loss_offset,
     C, N, chunk, scale_hi, scale_lo, coef_hi, coef_lo,
-    WRITE_PARTIAL: tl.constexpr, FUSE_LOSS: tl.constexpr,
+    WRITE_PARTIAL: tl.constexpr, FUSE_LOSS: tl.constexpr, STORE_DIRECTION: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
     USE_DOT: tl.constexpr, UPCAST: tl.constexpr, FP64: tl.constexpr,
 ):
@@ -217,7 +231,7 @@ def _gram_forward_kernel(
         _gram_epilogue(
             g, b, pair, ti, tj, C, out_ptr, stride_ob, stride_oi, stride_oj,
             t_ptr, stride_tb, stride_ti, stride_tj, loss_ptr, loss_offset,
-            _two_part(coef_hi, coef_lo, FP64), BLOCK_C, FUSE_LOSS,
+            _two_part(coef_hi, coef_lo, FP64), BLOCK_C, FUSE_LOSS, STORE_DIRECTION,
         )
 
 
@@ -228,7 +242,8 @@ def _gram_split_reduce_kernel(
     t_ptr, stride_tb, stride_ti, stride_tj,
     loss_ptr, loss_offset,
     C, scale_hi, scale_lo, coef_hi, coef_lo,
-    FUSE_LOSS: tl.constexpr, BLOCK_C: tl.constexpr, FP64: tl.constexpr,
+    FUSE_LOSS: tl.constexpr, STORE_DIRECTION: tl.constexpr, BLOCK_C: tl.constexpr,
+    FP64: tl.constexpr,
 ):
     """Grid (tile pairs, B): sum the split partials in order, then finish."""
     pair = tl.program_id(0)
@@ -249,8 +264,14 @@ def _gram_split_reduce_kernel(
     _gram_epilogue(
         g, b, pair, ti, tj, C, out_ptr, stride_ob, stride_oi, stride_oj,
         t_ptr, stride_tb, stride_ti, stride_tj, loss_ptr, loss_offset,
-        _two_part(coef_hi, coef_lo, FP64), BLOCK_C, FUSE_LOSS,
+        _two_part(coef_hi, coef_lo, FP64), BLOCK_C, FUSE_LOSS, STORE_DIRECTION,
     )
+
+
+# What the backward kernel multiplies F by, built per tile from its input A.
+A_SUM_TRANSPOSE = 0  # M = A + A^T: A is the Gram's upstream gradient dG
+A_AS_IS = 1  # M = A: A is the style loss's stored 2 G - T - T^T
+A_GRAM_MINUS_TARGET = 2  # M = 2 A - T - T^T: A is a stored (symmetric) G
 
 
 @triton.jit
@@ -260,15 +281,14 @@ def _gram_backward_kernel(
     f_ptr, stride_fb, stride_fc, stride_fn,
     df_ptr, stride_db, stride_dc, stride_dn,
     g_ptr, C, N, coef_hi, coef_lo,
-    A_SYMMETRIC: tl.constexpr, HAS_TARGET: tl.constexpr, HAS_GRAD_SCALE: tl.constexpr,
+    A_MODE: tl.constexpr, HAS_GRAD_SCALE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr,
     PRECISION: tl.constexpr, USE_DOT: tl.constexpr, UPCAST: tl.constexpr,
     FP64: tl.constexpr,
 ):
-    """Grid (row blocks, position blocks, B): dF = coef * M F with
-    M = A + A^T (2 A when A is symmetric) minus T + T^T when HAS_TARGET,
-    and coef multiplied by the scalar at g_ptr when HAS_GRAD_SCALE. Row
-    blocks vary fastest so programs sharing a block of F run together."""
+    """Grid (row blocks, position blocks, B): dF = coef * M F, M from A per
+    A_MODE, coef times the scalar at g_ptr when HAS_GRAD_SCALE. Row blocks
+    vary fastest so programs sharing a block of F run together."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     b = tl.program_id(2)
@@ -289,29 +309,27 @@ def _gram_backward_kernel(
         j = (j0 + js).to(tl.int64)
         m_ok = row_ok & ((j0 + js)[None, :] < C)
         m = tl.load(a_base + r * stride_ai + j[None, :] * stride_aj, mask=m_ok, other=0.0)
-        m = m.to(acc.dtype)
-        if A_SYMMETRIC:
-            m = m + m
-        else:
+        if A_MODE == 0:
             m_t = tl.load(a_base + r * stride_aj + j[None, :] * stride_ai, mask=m_ok, other=0.0)
-            m = m + m_t.to(acc.dtype)
-        if HAS_TARGET:
+            m = m.to(acc.dtype) + m_t.to(acc.dtype)
+        elif A_MODE == 2:
             t = tl.load(t_base + r * stride_ti + j[None, :] * stride_tj, mask=m_ok, other=0.0)
             t_t = tl.load(t_base + r * stride_tj + j[None, :] * stride_ti, mask=m_ok, other=0.0)
-            m = m - t.to(acc.dtype) - t_t.to(acc.dtype)
+            m = m.to(acc.dtype)
+            m = (m + m) - t.to(acc.dtype) - t_t.to(acc.dtype)
         f = tl.load(
             f_base + j[:, None] * stride_fc,
             mask=((j0 + js)[:, None] < C) & n_ok, other=0.0,
         )
         if USE_DOT:
             if UPCAST:
-                acc = tl.dot(m, f.to(tl.float32), acc, input_precision=PRECISION)
+                acc = tl.dot(m.to(tl.float32), f.to(tl.float32), acc, input_precision=PRECISION)
             else:
                 # half inputs: M is rounded to F's dtype so the product runs
                 # on tensor cores; fp32 inputs keep M in fp32
                 acc = tl.dot(m.to(f.dtype), f, acc, input_precision=PRECISION)
         else:
-            acc += tl.sum(m[:, :, None] * f[None, :, :].to(acc.dtype), axis=1)
+            acc += tl.sum(m.to(acc.dtype)[:, :, None] * f.to(acc.dtype)[None, :, :], axis=1)
     coef = _two_part(coef_hi, coef_lo, FP64)
     if HAS_GRAD_SCALE:
         coef = coef * tl.load(g_ptr).to(acc.dtype)
@@ -331,10 +349,14 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def _split_float(value: float) -> tuple:
-    """(hi, lo): hi is ``value`` rounded to fp32, lo the fp32 remainder."""
-    hi = torch.tensor(value, dtype=torch.float32).item()
-    lo = torch.tensor(value - hi, dtype=torch.float32).item()
+def _split_float(value: float, name: str) -> tuple:
+    """(hi, lo): hi is ``value`` rounded to fp32, lo the fp32 remainder (pure
+    Python: no tensors, so it also runs while torch.compile traces)."""
+    try:
+        hi = struct.unpack("f", struct.pack("f", value))[0]
+        lo = struct.unpack("f", struct.pack("f", value - hi))[0]
+    except OverflowError:
+        raise ValueError(f"{name}: {value} is outside the float32 range") from None
     return hi, lo
 
 
@@ -410,7 +432,7 @@ def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
     split = 1
     if n >= cfg.split_min_n:
         target = cfg.target_programs or 2 * _sm_count(device)
-        element = torch.empty((), dtype=dtype).element_size()
+        element = dtype.itemsize
         by_workspace = int(cfg.max_workspace_ratio * n * element / (4 * channels))
         split = min(
             triton.cdiv(target, pairs * batch),
@@ -542,40 +564,42 @@ def _target_strides(t: Optional[torch.Tensor]) -> tuple:
 # launchers
 
 
-def _launch_forward(f, strides, batch, channels, n, scale, out, target, loss_parts,
-                    loss_offset, coef) -> None:
+def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
+                    loss_parts=None, loss_offset=0, coef=0.0, store_direction=False) -> None:
     """One layer: G (B, C, C) into ``out``; with ``target`` also its loss
-    partials into ``loss_parts[loss_offset : loss_offset + B * pairs]``."""
+    partials into ``loss_parts[loss_offset : loss_offset + B * pairs]``, and
+    with ``store_direction`` 2 G - T - T^T into ``out`` instead of G."""
     plan = plan_forward(batch, channels, n, f.dtype, f.device)
     dot = dot_config(f.dtype)
     fuse = target is not None
-    scale_hi, scale_lo = _split_float(scale)
-    coef_hi, coef_lo = _split_float(coef)
+    scale_hi, scale_lo = _split_float(scale, "scale")
+    coef_hi, coef_lo = _split_float(coef, "weight")
     t_arg = target if fuse else out
     l_arg = loss_parts if fuse else out
     t_strides = _target_strides(target)
     common = dict(BLOCK_C=plan.block_c, FP64=dot.fp64, num_warps=plan.num_warps)
+    finish = dict(FUSE_LOSS=fuse, STORE_DIRECTION=fuse and store_direction)
     if plan.split == 1:
         wrap_triton(_gram_forward_kernel)[(plan.pairs, 1, batch)](
             f, *strides, out, 0, *out.stride(), t_arg, *t_strides, l_arg, loss_offset,
             channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
-            WRITE_PARTIAL=False, FUSE_LOSS=fuse, BLOCK_K=plan.block_k,
-            PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
-            num_stages=plan.num_stages, **common,
+            WRITE_PARTIAL=False, BLOCK_K=plan.block_k, PRECISION=dot.precision,
+            USE_DOT=dot.use_dot, UPCAST=dot.upcast, num_stages=plan.num_stages,
+            **finish, **common,
         )
         return
     ws = _empty((plan.split, batch, channels, channels), accumulation_dtype(f.dtype), f.device)
     wrap_triton(_gram_forward_kernel)[(plan.pairs, plan.split, batch)](
         f, *strides, ws, *ws.stride(), ws, 0, 0, 0, ws, 0,
         channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
-        WRITE_PARTIAL=True, FUSE_LOSS=False, BLOCK_K=plan.block_k,
+        WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False, BLOCK_K=plan.block_k,
         PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
         num_stages=plan.num_stages, **common,
     )
     wrap_triton(_gram_split_reduce_kernel)[(plan.pairs, batch)](
         ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
         l_arg, loss_offset, channels, scale_hi, scale_lo, coef_hi, coef_lo,
-        FUSE_LOSS=fuse, **common,
+        **finish, **common,
     )
 
 
@@ -583,27 +607,24 @@ def gram_forward(x: torch.Tensor, scale: float) -> torch.Tensor:
     """``scale * F F^T`` per sample, (B, C, C) in the dtype of ``x``."""
     check_features(x, "x")
     f, strides = as_bcn(x)
-    batch, channels = f.shape[0], f.shape[1]
-    n = f.numel() // (batch * channels)
+    batch, channels, n = _layer_sizes(f)
     out = _empty((batch, channels, channels), x.dtype, x.device)
-    _launch_forward(f, strides, batch, channels, n, float(scale), out, None, None, 0, 0.0)
+    _launch_forward(f, strides, batch, channels, n, float(scale), out)
     return out
 
 
-def _launch_backward(a, a_symmetric, target, f, strides, df, coef, grad_scale) -> None:
-    batch, channels = f.shape[0], f.shape[1]
-    n = f.numel() // (batch * channels)
+def _launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -> None:
+    batch, channels, n = _layer_sizes(f)
     plan = plan_backward(channels, n, f.dtype, f.device)
     dot = dot_config(f.dtype)
     _, d_strides = as_bcn(df)
-    coef_hi, coef_lo = _split_float(coef)
+    coef_hi, coef_lo = _split_float(coef, "scale")
     grid = (triton.cdiv(channels, plan.block_m), triton.cdiv(n, plan.block_n), batch)
     wrap_triton(_gram_backward_kernel)[grid](
         a, *a.stride(), target if target is not None else a, *_target_strides(target),
         f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a,
         channels, n, coef_hi, coef_lo,
-        A_SYMMETRIC=a_symmetric, HAS_TARGET=target is not None,
-        HAS_GRAD_SCALE=grad_scale is not None, BLOCK_M=plan.block_m,
+        A_MODE=a_mode, HAS_GRAD_SCALE=grad_scale is not None, BLOCK_M=plan.block_m,
         BLOCK_N=plan.block_n, BLOCK_J=plan.block_j, PRECISION=dot.precision,
         USE_DOT=dot.use_dot, UPCAST=dot.upcast, FP64=dot.fp64,
         num_warps=plan.num_warps, num_stages=plan.num_stages,
@@ -614,12 +635,13 @@ def gram_backward(grad: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Te
     """dL/dx = scale * (dG + dG^T) F for dL/dG = ``grad`` (B, C, C), any strides."""
     check_features(x, "x")
     batch, channels = x.shape[0], x.shape[1]
-    if grad.shape != (batch, channels, channels):
-        raise ValueError(f"grad: expected shape {(batch, channels, channels)}, "
-                         f"got {tuple(grad.shape)}")
+    if not isinstance(grad, torch.Tensor) or grad.shape != (batch, channels, channels):
+        raise ValueError(f"grad: expected a tensor of shape {(batch, channels, channels)}")
+    if grad.device != x.device:
+        raise ValueError(f"grad: expected a tensor on {x.device}, got one on {grad.device}")
     f, strides = as_bcn(x)
     df = _grad_like(f)
-    _launch_backward(grad, False, None, f, strides, df, float(scale), None)
+    _launch_backward(grad, A_SUM_TRANSPOSE, None, f, strides, df, float(scale))
     return df
 
 
@@ -628,48 +650,66 @@ def _layer_sizes(f: torch.Tensor) -> tuple:
     return batch, channels, f.numel() // (batch * channels)
 
 
+def saved_dtype(dtype: torch.dtype, keep_gram: bool) -> torch.dtype:
+    """dtype of what the style loss keeps per layer for its backward pass.
+
+    G itself (``keep_gram``, needed for target gradients) in the accumulation
+    dtype; else 2 G - T - T^T in the dtype the backward's tensor-core product
+    consumes, the features' own (fp32 for fp16, whose range is too narrow
+    for an unnormalised Gram)."""
+    if keep_gram or dtype == torch.float16:
+        return accumulation_dtype(dtype)
+    return dtype
+
+
 def style_loss_forward(features: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
-                       weights: Sequence[float], scales: Sequence[float]) -> tuple:
-    """``sum_l w_l mean((s_l F_l F_l^T - T_l)^2)`` and the Grams (accumulation
-    dtype) kept for the backward pass. One loss partial per tile program, all
-    layers in one buffer, summed once at the end in a fixed order."""
+                       weights: Sequence[float], scales: Sequence[float],
+                       keep_gram: bool) -> tuple:
+    """``sum_l w_l mean((s_l F_l F_l^T - T_l)^2)`` and, per layer, what the
+    backward pass needs (see :func:`saved_dtype`). One loss partial per tile
+    program, all layers in one buffer, summed once in a fixed order."""
     if not (len(features) == len(targets) == len(weights) == len(scales)) or not features:
         raise ValueError("features, targets, weights, scales: expected equally long, "
                          "non-empty sequences")
-    acc_dtype = accumulation_dtype(features[0].dtype)
+    first = features[0]
+    check_features(first, "features[0]")
     layers = []
     slots = 0
     for i, (x, t) in enumerate(zip(features, targets)):
         check_features(x, f"features[{i}]")
         check_target(t, x, f"targets[{i}]")
-        if x.dtype != features[0].dtype or x.device != features[0].device:
+        if x.dtype != first.dtype or x.device != first.device:
             raise ValueError(f"features[{i}]: expected the dtype and device of features[0]")
         f, strides = as_bcn(x)
         batch, channels, n = _layer_sizes(f)
         plan = plan_forward(batch, channels, n, f.dtype, f.device)
         layers.append((f, strides, batch, channels, n, t, slots))
         slots += batch * plan.pairs
-    parts = _empty((slots,), acc_dtype, features[0].device)
-    grams = []
+    parts = _empty((slots,), accumulation_dtype(first.dtype), first.device)
+    saved = []
     for (f, strides, batch, channels, n, t, offset), w, s in zip(layers, weights, scales):
-        gram = _empty((batch, channels, channels), acc_dtype, f.device)
+        out = _empty((batch, channels, channels), saved_dtype(f.dtype, keep_gram), f.device)
         coef = float(w) / (batch * channels * channels)
-        _launch_forward(f, strides, batch, channels, n, float(s), gram, t, parts, offset, coef)
-        grams.append(gram)
-    return parts.sum(), grams
+        _launch_forward(f, strides, batch, channels, n, float(s), out, t, parts, offset, coef,
+                        store_direction=not keep_gram)
+        saved.append(out)
+    return parts.sum(), saved
 
 
 def style_loss_backward(grad: torch.Tensor, features: Sequence[torch.Tensor],
-                        targets: Sequence[torch.Tensor], grams: Sequence[torch.Tensor],
-                        weights: Sequence[float], scales: Sequence[float]) -> list:
+                        targets: Sequence[torch.Tensor], saved: Sequence[torch.Tensor],
+                        weights: Sequence[float], scales: Sequence[float],
+                        keep_gram: bool) -> list:
     """dL/dF_l = g * 2 s_l w_l / (B C_l^2) * (2 G_l - T_l - T_l^T) F_l for the
-    loss gradient g (a 0-d tensor, read on the device: no host sync)."""
+    loss gradient g (a 0-d tensor, read on the device: no host sync), from
+    what :func:`style_loss_forward` saved with the same ``keep_gram``."""
+    mode = A_GRAM_MINUS_TARGET if keep_gram else A_AS_IS
     grads = []
-    for x, t, gram, w, s in zip(features, targets, grams, weights, scales):
+    for x, t, m, w, s in zip(features, targets, saved, weights, scales):
         f, strides = as_bcn(x)
         batch, channels, _ = _layer_sizes(f)
         df = _grad_like(f)
         coef = 2.0 * float(s) * float(w) / (batch * channels * channels)
-        _launch_backward(gram, True, t, f, strides, df, coef, grad)
+        _launch_backward(m, mode, t, f, strides, df, coef, grad)
         grads.append(df)
     return grads

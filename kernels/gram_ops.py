@@ -7,8 +7,11 @@ the same ``fastgram`` namespace):
 
 * ``fastgram::triton_gram(x, scale) -> G``
 * ``fastgram::triton_gram_backward(grad, x, scale) -> dx``
-* ``fastgram::triton_style_loss(features, targets, weights, scales) -> (loss, grams)``
-* ``fastgram::triton_style_loss_backward(grad, features, targets, grams, weights, scales) -> dfeatures``
+* ``fastgram::triton_style_loss(features, targets, weights, scales, keep_gram) -> (loss, saved)``
+* ``fastgram::triton_style_loss_backward(grad, features, targets, saved, weights, scales, keep_gram) -> dfeatures``
+
+``saved`` holds per layer what the backward pass needs: ``2 G - T - T^T`` in
+the features' dtype, or G itself when ``keep_gram`` (target gradients).
 
 Each is a ``torch.library.triton_op`` whose kernels launch through
 ``wrap_triton``, so ``torch.compile(fullgraph=True)`` sees through them and
@@ -63,8 +66,9 @@ def triton_style_loss(
     targets: list[torch.Tensor],
     weights: list[float],
     scales: list[float],
+    keep_gram: bool,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    return _gram.style_loss_forward(features, targets, weights, scales)
+    return _gram.style_loss_forward(features, targets, weights, scales, keep_gram)
 
 
 @triton_op("fastgram::triton_style_loss_backward", mutates_args=())
@@ -72,21 +76,23 @@ def triton_style_loss_backward(
     grad: torch.Tensor,
     features: list[torch.Tensor],
     targets: list[torch.Tensor],
-    grams: list[torch.Tensor],
+    saved: list[torch.Tensor],
     weights: list[float],
     scales: list[float],
+    keep_gram: bool,
 ) -> list[torch.Tensor]:
-    return _gram.style_loss_backward(grad, features, targets, grams, weights, scales)
+    return _gram.style_loss_backward(grad, features, targets, saved, weights, scales, keep_gram)
 
 
 def _style_setup_context(ctx, inputs, output):
-    features, targets, weights, scales = inputs
-    _, grams = output
+    features, targets, weights, scales, keep_gram = inputs
+    _, saved = output
     ctx.layers = len(features)
     ctx.weights = list(weights)
     ctx.scales = list(scales)
+    ctx.keep_gram = keep_gram
     ctx.target_needs_grad = [t.requires_grad for t in targets]
-    ctx.save_for_backward(*features, *targets, *grams)
+    ctx.save_for_backward(*features, *targets, *saved)
 
 
 def _target_grad(grad, gram, target, weight):
@@ -100,20 +106,26 @@ def _target_grad(grad, gram, target, weight):
     return (diff * (coef * grad.to(gram.dtype))).to(target.dtype)
 
 
-def _style_backward(ctx, grad, _grams_grad):
-    # The grams are an implementation output kept for this backward; the
-    # public style_loss never hands them out, so their gradient is ignored.
+def _style_backward(ctx, grad, _saved_grad):
+    # The saved per-layer tensors are an implementation output; the public
+    # style_loss never hands them out, so their gradient is ignored.
     n = ctx.layers
-    saved = ctx.saved_tensors
-    features, targets, grams = saved[:n], saved[n : 2 * n], saved[2 * n :]
+    tensors = ctx.saved_tensors
+    features, targets, saved = tensors[:n], tensors[n : 2 * n], tensors[2 * n :]
     feature_grads = torch.ops.fastgram.triton_style_loss_backward(
-        grad, list(features), list(targets), list(grams), ctx.weights, ctx.scales
+        grad, list(features), list(targets), list(saved), ctx.weights, ctx.scales,
+        ctx.keep_gram,
     )
+    if any(ctx.target_needs_grad) and not ctx.keep_gram:
+        raise RuntimeError(
+            "targets: a target requires grad, but the style loss was run with "
+            "keep_gram=False, which keeps only what the feature gradients need"
+        )
     target_grads = [
         _target_grad(grad, g, t, w) if needed else None
-        for g, t, w, needed in zip(grams, targets, ctx.weights, ctx.target_needs_grad)
+        for g, t, w, needed in zip(saved, targets, ctx.weights, ctx.target_needs_grad)
     ]
-    return feature_grads, target_grads, None, None
+    return feature_grads, target_grads, None, None, None
 
 
 register_autograd(
@@ -146,8 +158,12 @@ def _gram_supports(x, scale) -> Optional[str]:
 
 def style_loss(features, targets, weights, scales) -> torch.Tensor:
     """Signature of :func:`fastgram.ops.reference.style_loss`."""
+    # Target gradients need G itself; without them the forward keeps only
+    # 2 G - T - T^T, in the features' dtype, which the backward reads as is.
+    keep_gram = torch.is_grad_enabled() and any(t.requires_grad for t in targets)
     loss, _ = torch.ops.fastgram.triton_style_loss(
-        list(features), list(targets), [float(w) for w in weights], [float(s) for s in scales]
+        list(features), list(targets), [float(w) for w in weights],
+        [float(s) for s in scales], keep_gram,
     )
     return loss
 

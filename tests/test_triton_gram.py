@@ -241,11 +241,14 @@ def _eager_feature_grads(feats, targs, weights, grad_out):
     return [f.grad for f in leaves]
 
 
-def _check_style_loss(feats, targs, weights, what, grad_out=1.7):
+def _check_style_loss(feats, targs, weights, what, grad_out=1.7, target_grad=True):
+    """Loss and gradients against the float64 reference. With ``target_grad``
+    the targets require grad too, which makes the forward keep G itself;
+    without, it keeps only 2 G - T - T^T for the backward."""
     feats = [f.detach().requires_grad_(True) for f in feats]
-    targs = [t.detach().requires_grad_(True) for t in targs]
+    targs = [t.detach().requires_grad_(target_grad) for t in targs]
     f64 = [f.detach().to(torch.float64).requires_grad_(True) for f in feats]
-    t64 = [t.detach().to(torch.float64).requires_grad_(True) for t in targs]
+    t64 = [t.detach().to(torch.float64).requires_grad_(target_grad) for t in targs]
     loss = ops.style_loss(feats, targs, weights, backend="triton")
     ref = ops.style_loss(f64, t64, weights, backend="reference")
     dtype = feats[0].dtype
@@ -264,6 +267,9 @@ def _check_style_loss(feats, targs, weights, what, grad_out=1.7):
         bound = RTOL[dtype] if e is None else max(RTOL[dtype], 2 * rel_error(e, r.grad))
         assert_close(f.grad, r.grad, bound, f"{what}: d features[{i}]")
     for i, (t, r) in enumerate(zip(targs, t64)):
+        if not target_grad:
+            assert t.grad is None
+            continue
         assert t.grad.dtype == t.dtype
         # computed in fp32 (fp64), rounded to the target's own dtype
         bound = max(RTOL[t.dtype], RTOL[reference.compute_dtype(dtype)])
@@ -273,9 +279,11 @@ def _check_style_loss(feats, targs, weights, what, grad_out=1.7):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("per_sample", [False, True], ids=["broadcast", "per_sample"])
-def test_triton_style_loss_matches_reference(device, dtype, per_sample, gen):
+@pytest.mark.parametrize("target_grad", [False, True], ids=["const_targets", "target_grad"])
+def test_triton_style_loss_matches_reference(device, dtype, per_sample, target_grad, gen):
     feats, targs, weights = _style_case(device, dtype, per_sample, gen)
-    _check_style_loss(feats, targs, weights, f"{dtype} {'per-sample' if per_sample else 'broadcast'}")
+    what = f"{dtype} {'per-sample' if per_sample else 'broadcast'} target_grad={target_grad}"
+    _check_style_loss(feats, targs, weights, what, target_grad=target_grad)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -285,7 +293,8 @@ def test_triton_style_loss_split_k(device, dtype, monkeypatch, gen):
     feats, targs, weights = _style_case(device, dtype, False, gen, batch=1,
                                         layers=((65, 1000), (3, 300)))
     assert gram.plan_forward(1, 65, 1000, dtype, feats[0].device).split > 1
-    _check_style_loss(feats, targs, weights, "split-K style loss")
+    _check_style_loss(feats, targs, weights, "split-K style loss", target_grad=False)
+    _check_style_loss(feats, targs, weights, "split-K style loss, G kept", target_grad=True)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -313,9 +322,9 @@ def test_triton_style_loss_gradient_coefficient(device, gen):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_triton_style_loss_float64_and_gradcheck(device, gen):
-    feats, targs, weights = _style_case(device, torch.float64, True, gen, batch=2,
+    feats, targs, weights = _style_case(device, torch.float64, False, gen, batch=2,
                                         layers=((3, 4), (2, 3)))
-    _check_style_loss(feats, targs, weights, "float64")
+    _check_style_loss(feats, targs, weights, "float64", target_grad=False)
     feats = [f.requires_grad_(True) for f in feats]
     targs = [t.to(torch.float64).requires_grad_(True) for t in targs]
 
@@ -411,11 +420,11 @@ def test_triton_gram_direct_op_calls_validate(device):
                                 torch.ones(1, 2, 3, device=device), 1.0)
     x = torch.ones(2, 3, 4, device=device)
     with pytest.raises(ValueError, match=r"targets\[0\]"):
-        op.triton_style_loss([x], [torch.ones(2, 2, device=device)], [1.0], [1.0])
+        op.triton_style_loss([x], [torch.ones(2, 2, device=device)], [1.0], [1.0], False)
     with pytest.raises(ValueError, match=r"targets\[0\]"):
-        op.triton_style_loss([x], [torch.ones(3, 3, 3, device=device)], [1.0], [1.0])
+        op.triton_style_loss([x], [torch.ones(3, 3, 3, device=device)], [1.0], [1.0], False)
     with pytest.raises(ValueError, match="weights"):
-        op.triton_style_loss([x], [torch.ones(3, 3, device=device)], [], [1.0])
+        op.triton_style_loss([x], [torch.ones(3, 3, device=device)], [], [1.0], False)
 
 
 def test_triton_gram_fp32_precision_follows_pytorch():
@@ -458,7 +467,9 @@ def test_triton_gram_opcheck(gen):
     x = randn(2, 6, 40, gen=gen, device="cuda", requires_grad=True)
     t = randn(6, 6, gen=gen, device="cuda")
     torch.library.opcheck(torch.ops.fastgram.triton_gram, (x, 0.25))
-    torch.library.opcheck(torch.ops.fastgram.triton_style_loss, ([x], [t], [0.5], [0.25]))
+    for keep_gram in (False, True):
+        torch.library.opcheck(torch.ops.fastgram.triton_style_loss,
+                              ([x], [t], [0.5], [0.25], keep_gram))
 
 
 @needs_cuda("fake tensors carry no data for interpreted kernels")
