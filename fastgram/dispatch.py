@@ -65,6 +65,8 @@ PROVIDES: dict[str, tuple] = {
     "triton": (
         "gram_matrix",
         "style_loss",
+        "instance_norm",
+        "adain",
     ),
     "ext": (
         "gram_matrix",

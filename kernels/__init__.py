@@ -8,3 +8,4 @@ the dispatch layer only once Triton can run (a CUDA device, or
 """
 
 from fastgram.kernels import gram_ops  # noqa: F401  (gram_matrix, style_loss)
+from fastgram.kernels import norm_ops  # noqa: F401  (instance_norm, adain)

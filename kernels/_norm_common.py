@@ -1,0 +1,259 @@
+"""Shared pieces of the instance-norm and AdaIN kernels.
+
+Layout convention: every tensor is seen as (B, C, H, W) with its own four
+strides (3-D (B, C, N) inputs get H = 1). A program owns one sample ``b``, a
+block of ``BLOCK_C`` channels and a range of spatial positions ``n``; the
+address of element (b, c, n) is ``b*s_b + c*s_c + spatial(n)``, where
+``spatial(n)`` is ``n*s_w`` when the spatial dims collapse to one stride
+(contiguous, channels-last, channel slices, ...) and ``(n // W)*s_h +
+(n % W)*s_w`` otherwise (for example a slice along W). So channels-last and
+strided inputs are read in place, never copied. Triton specialises integer
+arguments equal to 1, so a unit stride (NCHW: s_w, channels-last: s_c) is a
+compile-time constant and loads along it are vectorised.
+
+Statistics are accumulated in the dtype of the statistics buffers (float32,
+or float64 for float64 inputs). Long rows are reduced in chunks: each chunk
+yields its mean and M2 (sum of squared deviations), and chunks are merged
+with Chan et al.'s pairwise formula, which avoids the cancellation of the
+sum-of-squares formula.
+
+Launch configuration lives in :data:`config` so tests can lower the
+thresholds (to reach the split path with interpreter-sized inputs) and
+poison outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Iterator, Optional
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@dataclasses.dataclass
+class NormConfig:
+    """Launch parameters of the normalisation kernels.
+
+    fused_max_n: longest row (H*W) kept whole on chip; a longer row takes the
+        two-pass split path (partial statistics, then a normalising pass).
+    tile_elems: elements per program-iteration on the split path.
+    min_chunk: fewest spatial positions one split program reduces.
+    max_split: most chunks a row is cut into (bounds the merge vector).
+    target_programs: programs to aim for so the GPU is full (None: 4 per SM,
+        or 8 on the CPU interpreter).
+    poison: fill every output with NaN before launching (tests: an element
+        the kernel forgets to write then fails the comparison).
+    """
+
+    fused_max_n: int = 16384
+    tile_elems: int = 4096
+    min_chunk: int = 4096
+    max_split: int = 256
+    target_programs: Optional[int] = None
+    poison: bool = False
+
+
+config = NormConfig()
+
+
+@contextlib.contextmanager
+def override(**changes) -> Iterator[NormConfig]:
+    """Temporarily change fields of :data:`config` (tests, benchmarks)."""
+    unknown = set(changes) - {f.name for f in dataclasses.fields(NormConfig)}
+    if unknown:
+        raise ValueError(f"override: unknown NormConfig fields {sorted(unknown)}")
+    saved = dataclasses.replace(config)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    try:
+        yield config
+    finally:
+        for f in dataclasses.fields(NormConfig):
+            setattr(config, f.name, getattr(saved, f.name))
+
+
+# --------------------------------------------------------------------------
+# host-side helpers
+
+
+def as_4d(t: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) -> (B, C, 1, N) view; 4-D tensors unchanged."""
+    return t.unsqueeze(2) if t.dim() == 3 else t
+
+
+def spatial_strides(t4: torch.Tensor) -> tuple[int, int, bool]:
+    """(s_h, s_w, flat) of a 4-D view; ``flat`` when ``n*s_w`` addresses
+    position n. Flat tensors get s_h = W*s_w, so the 2-D index is right for
+    them too when another tensor of the same launch needs it."""
+    _, _, h, w = t4.shape
+    s_h, s_w = t4.stride(2), t4.stride(3)
+    if w == 1:
+        s_w = s_h  # a column: position n is row n
+    if h == 1 or w == 1 or s_h == w * s_w:
+        return w * s_w, s_w, True
+    return s_h, s_w, False
+
+
+def strides4(t4: torch.Tensor) -> tuple[int, int, int, int, bool]:
+    s_h, s_w, flat = spatial_strides(t4)
+    return t4.stride(0), t4.stride(1), s_h, s_w, flat
+
+
+def stats_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def new_output(like: torch.Tensor, shape=None, dtype=None) -> torch.Tensor:
+    """An output buffer: same layout as ``like`` (channels-last stays
+    channels-last), NaN-filled when :data:`config` asks for poisoning."""
+    if shape is None:
+        out = torch.empty_like(like, dtype=dtype)
+    else:
+        out = torch.empty(shape, device=like.device, dtype=dtype or like.dtype)
+    if config.poison:
+        out.fill_(float("nan"))
+    return out
+
+
+def target_programs(device: torch.device) -> int:
+    if config.target_programs is not None:
+        return config.target_programs
+    if device.type == "cuda":
+        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 8
+
+
+def num_warps_for(tile: int) -> int:
+    return max(1, min(16, tile // 256))
+
+
+def fused_tile(n: int, channels: int, channels_last: bool) -> tuple[int, int]:
+    """(BLOCK_C, BLOCK_N) for a program holding whole rows of length n."""
+    block_n = triton.next_power_of_2(n)
+    budget = max(config.tile_elems, block_n)
+    block_c = max(1, min(triton.next_power_of_2(channels), budget // block_n))
+    if not channels_last:
+        # contiguous rows: several channels per program only for short rows
+        block_c = max(1, min(block_c, max(1, 1024 // block_n)))
+    return block_c, block_n
+
+
+def loop_tile(n: int, channels: int, channels_last: bool) -> tuple[int, int]:
+    """(BLOCK_C, BLOCK_N) for a program looping over a chunk of a row."""
+    if channels_last:
+        block_c = min(triton.next_power_of_2(channels), 32)
+    else:
+        block_c = 1
+    block_n = min(triton.next_power_of_2(n), max(16, config.tile_elems // block_c))
+    return block_c, block_n
+
+
+def split_plan(n: int, row_blocks: int, block_n: int, device) -> tuple[int, int]:
+    """(chunk, split): cut rows of length n into ``split`` chunks of ``chunk``
+    positions (a multiple of block_n) so that row_blocks*split programs fill
+    the device."""
+    want = max(1, triton.cdiv(target_programs(device), row_blocks))
+    most = max(1, min(config.max_split, n // max(1, config.min_chunk)))
+    split = min(want, most)
+    chunk = triton.cdiv(triton.cdiv(n, split), block_n) * block_n
+    return chunk, triton.cdiv(n, chunk)
+
+
+def launch(kernel, grid, *args, **kwargs) -> None:
+    """Launch through ``wrap_triton`` so torch.compile can trace the kernel.
+
+    Under the interpreter a kernel cannot run on fake tensors (they have no
+    data), and fake mode only needs the outputs' metadata, so the launch is
+    skipped there.
+    """
+    if INTERPRETED and any(
+        isinstance(a, torch.Tensor) and torch._subclasses.fake_tensor.is_fake(a) for a in args
+    ):
+        return
+    wrap_triton(kernel)[grid](*args, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# device-side helpers
+
+
+@triton.jit
+def spatial_offsets(n, W, s_h, s_w, SPATIAL_2D: tl.constexpr):
+    """Element offsets of spatial positions ``n`` (see the module docstring)."""
+    if SPATIAL_2D:
+        return (n // W) * s_h + (n % W) * s_w
+    else:
+        return n * s_w
+
+
+@triton.jit
+def tile_offsets(b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.constexpr):
+    """[BLOCK_C, BLOCK_N] offsets of (b, c[:, None], n[None, :]); the sample
+    part is 64-bit so tensors past 2**31 elements address correctly."""
+    row = b.to(tl.int64) * s_b
+    return row + c[:, None] * s_c + spatial_offsets(n, W, s_h, s_w, SPATIAL_2D)[None, :]
+
+
+@triton.jit
+def chunk_stats(
+    x_ptr, b, c, c_mask, lo, hi, W, s_b, s_c, s_h, s_w,
+    ACC: tl.constexpr, SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Mean and M2 over positions [lo, hi) of channels ``c`` of sample b.
+
+    Each tile's mean and M2 are exact two-pass values in registers; tiles
+    are merged into the running result with Chan's formula.
+    """
+    count = tl.zeros([BLOCK_C], dtype=ACC)
+    mean = tl.zeros([BLOCK_C], dtype=ACC)
+    m2 = tl.zeros([BLOCK_C], dtype=ACC)
+    for start in range(lo, hi, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        mask = c_mask[:, None] & (n < hi)[None, :]
+        offs = tile_offsets(b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D)
+        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
+        k = tl.sum(mask.to(ACC), 1)
+        k_safe = tl.maximum(k, 1.0)
+        t_mean = tl.sum(x, 1) / k_safe
+        d = tl.where(mask, x - t_mean[:, None], 0.0)
+        t_m2 = tl.sum(d * d, 1)
+        total = count + k
+        total_safe = tl.maximum(total, 1.0)
+        delta = t_mean - mean
+        mean = mean + delta * (k / total_safe)
+        m2 = m2 + t_m2 + delta * delta * (count * k / total_safe)
+        count = total
+    return mean, m2
+
+
+@triton.jit
+def merge_partials(
+    pmean_ptr, pm2_ptr, rows, row_mask, N, CHUNK, SPLIT,
+    ACC: tl.constexpr, SPLIT_P2: tl.constexpr,
+):
+    """Merge the SPLIT chunk results of each row into its mean and biased
+    variance (chunk s holds min(CHUNK, N - s*CHUNK) positions)."""
+    s = tl.arange(0, SPLIT_P2)
+    mask = row_mask[:, None] & (s < SPLIT)[None, :]
+    offs = rows[:, None] * SPLIT + s[None, :]
+    pmean = tl.load(pmean_ptr + offs, mask=mask, other=0.0).to(ACC)
+    pm2 = tl.load(pm2_ptr + offs, mask=mask, other=0.0).to(ACC)
+    cnt = tl.minimum(CHUNK, N - s * CHUNK).to(ACC)
+    cnt = tl.where(mask, cnt[None, :], 0.0)
+    mean = tl.sum(cnt * pmean, 1) / N
+    dev = tl.where(mask, pmean - mean[:, None], 0.0)
+    m2 = tl.sum(pm2 + cnt * dev * dev, 1)
+    return mean, m2 / N
+
+
+@triton.jit
+def row_param(p_ptr, b, c, c_mask, s_b, s_c, ACC: tl.constexpr):
+    """Per-channel parameter of sample b: (C,) tensors have s_b = 0."""
+    return tl.load(p_ptr + b * s_b + c * s_c, mask=c_mask, other=0.0).to(ACC)

@@ -1,0 +1,307 @@
+"""AdaIN: Triton kernels and their launchers.
+
+``out = alpha * (sigma_s * (c - mu_c) / sigma_c + mu_s) + (1 - alpha) * c``
+with per-(sample, channel) statistics, biased variances and
+``sigma = sqrt(var + eps)``; ``style`` has the batch of ``content`` or 1
+(broadcast), and its own spatial size and layout.
+
+Forward, two launches whatever the sizes:
+
+1. ``_stats_kernel``: chunked statistics (mean and M2 per chunk) of the style
+   rows and, when content rows are too long to hold on chip, of the content
+   rows too, both in the same launch.
+2. ``_fwd_kernel``: merges the style chunks into mu_s and sigma_s, gets the
+   content statistics (from registers when the row fits: content is then read
+   once, else from the merged chunks) and writes the blended output.
+
+Bytes moved: 2|c| + |s| when content rows fit, 3|c| + |s| otherwise.
+
+Backward: the content gradient is the instance-norm backward with weight
+sigma_s and the alpha blend (:func:`.instance_norm.backward`), whose per-row
+sums ``S1 = alpha * sum(g)`` and ``S2 = alpha * sum(g * xhat_c)`` are the
+gradients of mu_s and sigma_s. Then ``_style_bwd_kernel`` writes
+``ds = (S1 + S2 * (s - mu_s) / sigma_s) / N_s``, summing S1/S2 over the
+batch for a broadcast style.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from . import _norm_common as common
+from . import instance_norm
+from ._norm_common import chunk_stats, merge_partials, tile_offsets
+
+
+@triton.jit
+def _segment_stats(
+    x_ptr, pmean_ptr, pm2_ptr, prog,
+    C, N, W, s_b, s_c, s_h, s_w, CHUNK, SPLIT,
+    ACC: tl.constexpr, SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Program ``prog`` of one tensor's chunked statistics."""
+    row_block = prog // SPLIT
+    s = prog % SPLIT
+    c_blocks = tl.cdiv(C, BLOCK_C)
+    b = row_block // c_blocks
+    c = (row_block % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < C
+    lo = s * CHUNK
+    hi = tl.minimum(lo + CHUNK, N)
+    mean, m2 = chunk_stats(x_ptr, b, c, c_mask, lo, hi, W, s_b, s_c, s_h, s_w,
+                           ACC, SPATIAL_2D, BLOCK_C, BLOCK_N)
+    rows = b * C + c
+    tl.store(pmean_ptr + rows * SPLIT + s, mean, mask=c_mask)
+    tl.store(pm2_ptr + rows * SPLIT + s, m2, mask=c_mask)
+
+
+@triton.jit
+def _stats_kernel(
+    c_ptr, c_pmean_ptr, c_pm2_ptr, s_ptr, s_pmean_ptr, s_pm2_ptr,
+    C, PROGS_C,
+    Nc, Wc, sc_b, sc_c, sc_h, sc_w, CHUNK_C, SPLIT_C,
+    Ns, Ws, ss_b, ss_c, ss_h, ss_w, CHUNK_S, SPLIT_S,
+    C_SPATIAL_2D: tl.constexpr, C_BLOCK_C: tl.constexpr, C_BLOCK_N: tl.constexpr,
+    S_SPATIAL_2D: tl.constexpr, S_BLOCK_C: tl.constexpr, S_BLOCK_N: tl.constexpr,
+):
+    """1-D grid: the first PROGS_C programs reduce content chunks, the rest
+    style chunks (PROGS_C = 0 when content rows fit on chip)."""
+    ACC: tl.constexpr = s_pmean_ptr.dtype.element_ty
+    pid = tl.program_id(0)
+    if pid < PROGS_C:
+        _segment_stats(c_ptr, c_pmean_ptr, c_pm2_ptr, pid, C, Nc, Wc,
+                       sc_b, sc_c, sc_h, sc_w, CHUNK_C, SPLIT_C,
+                       ACC, C_SPATIAL_2D, C_BLOCK_C, C_BLOCK_N)
+    else:
+        _segment_stats(s_ptr, s_pmean_ptr, s_pm2_ptr, pid - PROGS_C, C, Ns, Ws,
+                       ss_b, ss_c, ss_h, ss_w, CHUNK_S, SPLIT_S,
+                       ACC, S_SPATIAL_2D, S_BLOCK_C, S_BLOCK_N)
+
+
+@triton.jit
+def _fwd_kernel(
+    c_ptr, out_ptr, c_pmean_ptr, c_pm2_ptr, s_pmean_ptr, s_pm2_ptr,
+    c_mean_ptr, c_rstd_ptr, s_mean_ptr, s_sigma_ptr,
+    C, STYLE_B, Nc, Wc, Ns,
+    sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
+    eps, alpha, CHUNK_C, SPLIT_C, CHUNK_S, SPLIT_S,
+    FUSED: tl.constexpr, SPATIAL_2D: tl.constexpr,
+    SPLIT_C_P2: tl.constexpr, SPLIT_S_P2: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Grid (B * C-blocks, SPLIT_C): normalise, restyle and blend content."""
+    ACC: tl.constexpr = s_pmean_ptr.dtype.element_ty
+    pid = tl.program_id(0)
+    s = tl.program_id(1)
+    c_blocks = tl.cdiv(C, BLOCK_C)
+    b = pid // c_blocks
+    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < C
+    rows = b * C + c
+
+    # one style for all samples when STYLE_B == 1
+    style_rows = (b % STYLE_B) * C + c
+    mu_s, var_s = merge_partials(s_pmean_ptr, s_pm2_ptr, style_rows, c_mask, Ns,
+                                 CHUNK_S, SPLIT_S, ACC, SPLIT_S_P2)
+    sigma_s = tl.sqrt(var_s + eps)
+
+    if FUSED:
+        n = tl.arange(0, BLOCK_N)
+        mask = c_mask[:, None] & (n < Nc)[None, :]
+        x = tl.load(c_ptr + tile_offsets(b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
+                    mask=mask, other=0.0).to(ACC)
+        mu_c = tl.sum(x, 1) / Nc
+        d = tl.where(mask, x - mu_c[:, None], 0.0)
+        rstd_c = 1.0 / tl.sqrt(tl.sum(d * d, 1) / Nc + eps)
+        gain = sigma_s * rstd_c
+        out = alpha * (gain[:, None] * d + mu_s[:, None]) + (1.0 - alpha) * x
+        tl.store(out_ptr + tile_offsets(b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
+                 out.to(out_ptr.dtype.element_ty), mask=mask)
+    else:
+        mu_c, var_c = merge_partials(c_pmean_ptr, c_pm2_ptr, rows, c_mask, Nc,
+                                     CHUNK_C, SPLIT_C, ACC, SPLIT_C_P2)
+        rstd_c = 1.0 / tl.sqrt(var_c + eps)
+        gain = sigma_s * rstd_c
+        lo = s * CHUNK_C
+        hi = tl.minimum(lo + CHUNK_C, Nc)
+        for start in range(lo, hi, BLOCK_N):
+            n = start + tl.arange(0, BLOCK_N)
+            mask = c_mask[:, None] & (n < hi)[None, :]
+            x = tl.load(c_ptr + tile_offsets(b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
+                        mask=mask, other=0.0).to(ACC)
+            out = alpha * (gain[:, None] * (x - mu_c[:, None]) + mu_s[:, None]) \
+                + (1.0 - alpha) * x
+            tl.store(out_ptr + tile_offsets(b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
+                     out.to(out_ptr.dtype.element_ty), mask=mask)
+
+    if s == 0:
+        tl.store(c_mean_ptr + rows, mu_c, mask=c_mask)
+        tl.store(c_rstd_ptr + rows, rstd_c, mask=c_mask)
+        if b < STYLE_B:
+            tl.store(s_mean_ptr + style_rows, mu_s, mask=c_mask)
+            tl.store(s_sigma_ptr + style_rows, sigma_s, mask=c_mask)
+
+
+@triton.jit
+def _style_bwd_kernel(
+    s_ptr, ds_ptr, s_mean_ptr, s_sigma_ptr, s1_ptr, s2_ptr,
+    C, REDUCE, Ns, Ws,
+    ss_b, ss_c, ss_h, ss_w, sd_b, sd_c, sd_h, sd_w, CHUNK, SPLIT,
+    SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Grid (STYLE_B * C-blocks, SPLIT): ds for one chunk of style rows.
+
+    REDUCE content samples feed each style row: the whole batch for a
+    broadcast style (REDUCE = B), else one (REDUCE = 1, row b feeds row b).
+    """
+    ACC: tl.constexpr = s_mean_ptr.dtype.element_ty
+    pid = tl.program_id(0)
+    s = tl.program_id(1)
+    c_blocks = tl.cdiv(C, BLOCK_C)
+    b = pid // c_blocks
+    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < C
+    rows = b * C + c
+    g_mean = tl.zeros([BLOCK_C], dtype=ACC)
+    g_sigma = tl.zeros([BLOCK_C], dtype=ACC)
+    for i in range(0, REDUCE):
+        content_rows = (b + i) * C + c
+        g_mean += tl.load(s1_ptr + content_rows, mask=c_mask, other=0.0)
+        g_sigma += tl.load(s2_ptr + content_rows, mask=c_mask, other=0.0)
+    mu_s = tl.load(s_mean_ptr + rows, mask=c_mask, other=0.0)
+    sigma_s = tl.load(s_sigma_ptr + rows, mask=c_mask, other=1.0)
+    coef = g_sigma / (sigma_s * Ns)
+    base = g_mean / Ns
+    lo = s * CHUNK
+    hi = tl.minimum(lo + CHUNK, Ns)
+    for start in range(lo, hi, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        mask = c_mask[:, None] & (n < hi)[None, :]
+        x = tl.load(s_ptr + tile_offsets(b, c, n, Ws, ss_b, ss_c, ss_h, ss_w, SPATIAL_2D),
+                    mask=mask, other=0.0).to(ACC)
+        ds = base[:, None] + coef[:, None] * (x - mu_s[:, None])
+        tl.store(ds_ptr + tile_offsets(b, c, n, Ws, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
+                 ds.to(ds_ptr.dtype.element_ty), mask=mask)
+
+
+# --------------------------------------------------------------------------
+# launchers
+
+
+def _chunked(t4: torch.Tensor, rows: int, device):
+    """Tile, chunk plan and layout of a tensor reduced or swept in chunks."""
+    _, C, H, W = t4.shape
+    n = H * W
+    s_b, s_c, s_h, s_w, flat = common.strides4(t4)
+    channels_last = s_c == 1 and n > 1
+    block_c, block_n = common.loop_tile(n, C, channels_last)
+    row_blocks = rows * triton.cdiv(C, block_c)
+    chunk, split = common.split_plan(n, row_blocks, block_n, device)
+    return dict(n=n, W=W, strides=(s_b, s_c, s_h, s_w), spatial_2d=not flat,
+                block_c=block_c, block_n=block_n, row_blocks=row_blocks,
+                chunk=chunk, split=split)
+
+
+def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float):
+    """Returns ``(out, c_mean, c_rstd, s_mean, s_sigma)``: the output like
+    ``content`` and the (B, C) / (STYLE_B, C) statistics backward needs."""
+    c4, s4 = common.as_4d(content), common.as_4d(style)
+    B, C, Hc, Wc = c4.shape
+    Bs = s4.shape[0]
+    Nc = Hc * Wc
+    sdt = common.stats_dtype(content.dtype)
+    out = common.new_output(content)
+    o4 = common.as_4d(out)
+    c_mean = common.new_output(content, (B, C), sdt)
+    c_rstd = common.new_output(content, (B, C), sdt)
+    s_mean = common.new_output(content, (Bs, C), sdt)
+    s_sigma = common.new_output(content, (Bs, C), sdt)
+
+    sp = _chunked(s4, Bs, style.device)
+    s_pmean = common.new_output(content, (Bs * C, sp["split"]), sdt)
+    s_pm2 = common.new_output(content, (Bs * C, sp["split"]), sdt)
+
+    sc_b, sc_c, sc_h, sc_w, c_flat = common.strides4(c4)
+    so_b, so_c, so_h, so_w, o_flat = common.strides4(o4)
+    spatial_2d = not (c_flat and o_flat)
+    channels_last = sc_c == 1 and Nc > 1
+    fused = Nc <= common.config.fused_max_n
+    if fused:
+        block_c, block_n = common.fused_tile(Nc, C, channels_last)
+        c_chunk, c_split, c_progs = Nc, 1, 0
+        c_pmean = c_pm2 = s_pmean  # not read on the fused path
+        stats_block_c, stats_block_n = 1, 16
+    else:
+        cp = _chunked(c4, B, content.device)
+        block_c, block_n = cp["block_c"], cp["block_n"]
+        c_chunk, c_split = cp["chunk"], cp["split"]
+        c_progs = cp["row_blocks"] * c_split
+        c_pmean = common.new_output(content, (B * C, c_split), sdt)
+        c_pm2 = common.new_output(content, (B * C, c_split), sdt)
+        stats_block_c, stats_block_n = block_c, block_n
+
+    s_progs = sp["row_blocks"] * sp["split"]
+    common.launch(
+        _stats_kernel, (c_progs + s_progs,),
+        content, c_pmean, c_pm2, style, s_pmean, s_pm2, C, c_progs,
+        Nc, Wc, sc_b, sc_c, sc_h, sc_w, c_chunk, c_split,
+        sp["n"], sp["W"], *sp["strides"], sp["chunk"], sp["split"],
+        C_SPATIAL_2D=spatial_2d, C_BLOCK_C=stats_block_c, C_BLOCK_N=stats_block_n,
+        S_SPATIAL_2D=sp["spatial_2d"], S_BLOCK_C=sp["block_c"], S_BLOCK_N=sp["block_n"],
+        num_warps=common.num_warps_for(max(sp["block_c"] * sp["block_n"],
+                                           stats_block_c * stats_block_n)),
+    )
+    common.launch(
+        _fwd_kernel, (B * triton.cdiv(C, block_c), c_split),
+        content, out, c_pmean, c_pm2, s_pmean, s_pm2, c_mean, c_rstd, s_mean, s_sigma,
+        C, Bs, Nc, Wc, sp["n"], sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
+        eps, alpha, c_chunk, c_split, sp["chunk"], sp["split"],
+        FUSED=fused, SPATIAL_2D=spatial_2d,
+        SPLIT_C_P2=triton.next_power_of_2(c_split),
+        SPLIT_S_P2=triton.next_power_of_2(sp["split"]),
+        BLOCK_C=block_c, BLOCK_N=block_n,
+        num_warps=common.num_warps_for(block_c * block_n),
+    )
+    return out, c_mean, c_rstd, s_mean, s_sigma
+
+
+def backward(
+    grad_out: torch.Tensor,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    c_mean: torch.Tensor,
+    c_rstd: torch.Tensor,
+    s_mean: torch.Tensor,
+    s_sigma: torch.Tensor,
+    alpha: float,
+    need_content: bool,
+    need_style: bool,
+):
+    """Returns ``(grad_content, grad_style)``; either is None when not needed."""
+    B, C = content.shape[0], content.shape[1]
+    Bs = style.shape[0]
+    # (1, C) style statistics broadcast over the batch as a (C,) weight
+    weight = s_sigma[0] if Bs == 1 else s_sigma
+    grad_c, s1, s2 = instance_norm.backward(
+        grad_out, content, weight, None, c_mean, c_rstd,
+        instance_norm.ACT_NONE, 0.0, alpha=alpha,
+    )
+    if not need_style:
+        return (grad_c if need_content else None), None
+
+    s4 = common.as_4d(style)
+    grad_s = common.new_output(style)
+    sp = _chunked(s4, Bs, style.device)
+    sd_b, sd_c, sd_h, sd_w, d_flat = common.strides4(common.as_4d(grad_s))
+    common.launch(
+        _style_bwd_kernel, (sp["row_blocks"], sp["split"]),
+        style, grad_s, s_mean, s_sigma, s1, s2,
+        C, B if Bs == 1 else 1, sp["n"], sp["W"], *sp["strides"],
+        sd_b, sd_c, sd_h, sd_w, sp["chunk"], sp["split"],
+        SPATIAL_2D=sp["spatial_2d"] or not d_flat,
+        BLOCK_C=sp["block_c"], BLOCK_N=sp["block_n"],
+        num_warps=common.num_warps_for(sp["block_c"] * sp["block_n"]),
+    )
+    return (grad_c if need_content else None), grad_s
