@@ -120,8 +120,10 @@ def _tile_product(
     stride_fb, stride_fc, stride_fn,
     BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
     USE_DOT: tl.constexpr, UPCAST: tl.constexpr, FP64: tl.constexpr,
+    SINGLE_TILE: tl.constexpr,
 ):
-    """sum over k in [k_begin, k_end) of F[ti-block, k] F[tj-block, k]^T."""
+    """sum over k in [k_begin, k_end) of F[ti-block, k] F[tj-block, k]^T.
+    SINGLE_TILE (C <= BLOCK_C, so ti == tj == 0): both operands are one load."""
     rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
     cols = tj * BLOCK_C + tl.arange(0, BLOCK_C)
     ks = tl.arange(0, BLOCK_K)
@@ -138,7 +140,10 @@ def _tile_product(
     for k in range(k_begin, k_end, BLOCK_K):
         k_ok = (k + ks)[None, :] < k_end
         a = tl.load(a_ptrs, mask=row_ok & k_ok, other=0.0)
-        bt = tl.load(b_ptrs, mask=col_ok & k_ok, other=0.0)
+        if SINGLE_TILE:
+            bt = a
+        else:
+            bt = tl.load(b_ptrs, mask=col_ok & k_ok, other=0.0)
         a_ptrs += BLOCK_K * stride_fn
         b_ptrs += BLOCK_K * stride_fn
         if USE_DOT:
@@ -203,6 +208,7 @@ def _gram_forward_kernel(
     WRITE_PARTIAL: tl.constexpr, FUSE_LOSS: tl.constexpr, STORE_DIRECTION: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
     USE_DOT: tl.constexpr, UPCAST: tl.constexpr, FP64: tl.constexpr,
+    SINGLE_TILE: tl.constexpr,
 ):
     """Grid (tile pairs, splits, B). With WRITE_PARTIAL each program writes its
     unscaled partial tile to workspace slice ``program_id(1)``; otherwise it
@@ -215,7 +221,7 @@ def _gram_forward_kernel(
     k_end = tl.minimum(N, k_begin + chunk)
     acc = _tile_product(
         f_ptr, b, ti, tj, k_begin, k_end, C, stride_fb, stride_fc, stride_fn,
-        BLOCK_C, BLOCK_K, PRECISION, USE_DOT, UPCAST, FP64,
+        BLOCK_C, BLOCK_K, PRECISION, USE_DOT, UPCAST, FP64, SINGLE_TILE,
     )
     if WRITE_PARTIAL:
         rows = ti * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -418,7 +424,7 @@ def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
     if INTERPRETED or device.type != "cuda":
         # the interpreter pays per program and per step, not per element
         block_c = min(64, max(16, _next_pow2(channels)))
-        block_k = 32 if fp64 else 128
+        block_k = 32 if fp64 else 256
     elif fp64:
         block_c, block_k = 16, 16  # broadcast path: registers hold c*c*k values
     else:
@@ -461,7 +467,7 @@ def plan_backward(channels: int, n: int, dtype: torch.dtype,
     cfg = TUNING
     if INTERPRETED or device.type != "cuda":
         block_m = block_j = min(64, max(16, _next_pow2(channels)))
-        block_n = 32 if dtype == torch.float64 else 128
+        block_n = 32 if dtype == torch.float64 else 256
     elif dtype == torch.float64:
         block_m = block_n = block_j = 16
     else:
@@ -584,7 +590,8 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
             f, *strides, out, 0, *out.stride(), t_arg, *t_strides, l_arg, loss_offset,
             channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
             WRITE_PARTIAL=False, BLOCK_K=plan.block_k, PRECISION=dot.precision,
-            USE_DOT=dot.use_dot, UPCAST=dot.upcast, num_stages=plan.num_stages,
+            USE_DOT=dot.use_dot, UPCAST=dot.upcast, SINGLE_TILE=plan.tiles == 1,
+            num_stages=plan.num_stages,
             **finish, **common,
         )
         return
@@ -594,7 +601,7 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
         channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
         WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False, BLOCK_K=plan.block_k,
         PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
-        num_stages=plan.num_stages, **common,
+        SINGLE_TILE=plan.tiles == 1, num_stages=plan.num_stages, **common,
     )
     wrap_triton(_gram_split_reduce_kernel)[(plan.pairs, batch)](
         ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
