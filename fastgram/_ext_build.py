@@ -229,19 +229,20 @@ def build_jit(verbose: bool = False) -> Built:
         return Built(str(library), "jit-cache")
     build_dir.mkdir(parents=True, exist_ok=True)
     sources = source_files("cpp")
-    extra = {}
+    include_paths = [str(csrc_dir())]
     if with_cuda:
         prepare_cuda_environment()
         sources += source_files("cu")
-        extra["extra_cuda_cflags"] = NVCC_FLAGS + [f"-I{d}" for d in nvidia_include_dirs()]
+        include_paths += nvidia_include_dirs()
     from torch.utils import cpp_extension
 
     cpp_extension.load(
         name=name,
         sources=sources,
         extra_cflags=CXX_FLAGS,
+        extra_cuda_cflags=NVCC_FLAGS,
         extra_ldflags=LD_FLAGS,
-        extra_include_paths=[str(csrc_dir())],
+        extra_include_paths=include_paths,
         build_directory=str(build_dir),
         with_cuda=with_cuda,
         is_python_module=False,

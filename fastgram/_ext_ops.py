@@ -63,16 +63,27 @@ def devices_built() -> tuple:
 # fake implementations: shapes, dtypes and devices from the real inputs
 
 
+def _same_device(op: str, tensors) -> None:
+    """Mixed devices reach the fake (Meta) kernel instead of a real one; it
+    rejects them as the real kernels do."""
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        names = ", ".join(sorted(str(d) for d in devices))
+        raise RuntimeError(f"{op}: expected all tensors on one device, got {names}")
+
+
 def _gram_forward_fake(features, scale):
     b, c = features.shape[0], features.shape[1]
     return features.new_empty((b, c, c))
 
 
 def _gram_backward_fake(grad_gram, features, scale):
+    _same_device("ext_gram_backward", (grad_gram, features))
     return _grad_like(features)
 
 
 def _style_loss_forward_fake(features, targets, weights, scales):
+    _same_device("ext_style_loss_forward", [*features, *targets])
     cdt = _compute_dtype(features[0].dtype)
     loss = features[0].new_empty((), dtype=cdt)
     residuals = [f.new_empty((f.shape[0], f.shape[1], f.shape[1]), dtype=cdt) for f in features]
@@ -80,6 +91,7 @@ def _style_loss_forward_fake(features, targets, weights, scales):
 
 
 def _style_loss_backward_fake(grad_loss, features, residuals, weights, scales):
+    _same_device("ext_style_loss_backward", [grad_loss, *features, *residuals])
     return [_grad_like(f) for f in features]
 
 

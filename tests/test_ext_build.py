@@ -1,0 +1,213 @@
+"""Building, caching and loading the extension, and its argument checks.
+
+The checks that must not take the test process down with them (bad
+arguments, broken builds) run in subprocesses and are judged by exit code and
+output.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastgram import _ext, _ext_build
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ext_available():
+    reason = _ext.load_error()
+    if reason is not None:
+        if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
+            pytest.fail(f"extension required but unavailable: {reason}")
+        pytest.skip(f"the extension could not be built here: {reason}")
+
+
+def run_python(code: str, env_extra: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    for key in ("FASTGRAM_REQUIRE_EXT", "FASTGRAM_EXT_CSRC", "FASTGRAM_EXT_CACHE"):
+        env.pop(key, None)
+    env.update(env_extra)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+LOAD_AND_TIME = """
+    import json, os, time
+    from fastgram import _ext_build
+    start = time.perf_counter()
+    built = _ext_build.build_jit()
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"origin": built.origin, "path": built.path, "seconds": elapsed,
+                      "mtime": os.stat(built.path).st_mtime_ns}))
+"""
+
+
+def test_second_jit_load_comes_from_the_cache(ext_available):
+    env = {"FASTGRAM_EXT_CACHE": str(_ext_build.cache_root())}
+    first = run_python(LOAD_AND_TIME, env)
+    assert first.returncode == 0, first.stderr
+    second = run_python(LOAD_AND_TIME, env)
+    assert second.returncode == 0, second.stderr
+    a = json.loads(first.stdout.strip().splitlines()[-1])
+    b = json.loads(second.stdout.strip().splitlines()[-1])
+    assert a["origin"] in ("jit-build", "jit-cache")
+    assert b["origin"] == "jit-cache", "the second load ran the build"
+    assert b["path"] == a["path"] and b["mtime"] == a["mtime"], "the library was rebuilt"
+    assert b["seconds"] < 5.0, f"a cached load took {b['seconds']:.1f} s"
+
+
+def test_cache_key_changes_with_the_sources(tmp_path, monkeypatch):
+    csrc = tmp_path / "csrc"
+    csrc.mkdir()
+    (csrc / "a.cpp").write_text("int f() { return 1; }\n")
+    monkeypatch.setenv(_ext_build.CSRC_ENV, str(csrc))
+    before = _ext_build.jit_name(with_cuda=False)
+    assert before == _ext_build.jit_name(with_cuda=False)
+    (csrc / "a.cpp").write_text("int f() { return 2; }\n")
+    assert _ext_build.jit_name(with_cuda=False) != before
+    assert _ext_build.jit_name(with_cuda=True) != _ext_build.jit_name(with_cuda=False)
+
+
+def test_stale_aot_build_is_not_loaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(_ext_build, "aot_library", lambda: str(tmp_path / "_C.so"))
+    stamp = tmp_path / "_C_build.json"
+    monkeypatch.setattr(_ext_build, "STAMP_FILE", stamp)
+    assert "stamp" in _ext_build.aot_stale_reason()
+    stamp.write_text(json.dumps({"sources_hash": "0" * 64, "torch": "0.0"}))
+    assert "torch" in _ext_build.aot_stale_reason()
+    import torch
+
+    stamp.write_text(json.dumps({"sources_hash": "0" * 64, "torch": torch.__version__}))
+    assert "changed" in _ext_build.aot_stale_reason()
+    stamp.write_text(
+        json.dumps({"sources_hash": _ext_build.sources_hash(), "torch": torch.__version__})
+    )
+    assert _ext_build.aot_stale_reason() is None
+
+
+BROKEN_BUILD = """
+    import warnings
+    import torch
+    import fastgram
+    from fastgram import _ext
+    warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            status = fastgram.backends()["ext"]
+        except _ext.ExtensionBuildError as exc:
+            print("RAISED")
+            print(exc)
+            raise SystemExit(0)
+        fastgram.backends()
+        loss = fastgram.ops.style_loss(torch.randn(2, 3, 4, 4), torch.randn(3, 3))
+    build = [w for w in caught if issubclass(w.category, _ext.ExtensionBuildWarning)]
+    print("AVAILABLE", status.available)
+    print("WARNINGS", len(build))
+    print("REASON", status.reason)
+    print("LOSS", float(loss))
+    print(build[0].message if build else "")
+"""
+
+
+@pytest.fixture
+def broken_sources(tmp_path):
+    csrc = tmp_path / "csrc"
+    csrc.mkdir()
+    (csrc / "broken.cpp").write_text("this is not C++ ;\n")
+    return {"FASTGRAM_EXT_CSRC": str(csrc), "FASTGRAM_EXT_CACHE": str(tmp_path / "cache")}
+
+
+def test_failed_build_warns_once_and_falls_back(broken_sources):
+    result = run_python(BROKEN_BUILD, broken_sources)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "AVAILABLE False" in out and "WARNINGS 1" in out, out
+    assert "could not be built" in out
+    assert "broken.cpp" in out and "error" in out.lower(), "the compiler's message is missing"
+    assert "LOSS" in out
+
+
+def test_required_extension_raises_on_failed_build(broken_sources):
+    result = run_python(BROKEN_BUILD, {**broken_sources, "FASTGRAM_REQUIRE_EXT": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "RAISED" in result.stdout, result.stdout
+    assert "broken.cpp" in result.stdout and "FASTGRAM_REQUIRE_EXT" in result.stdout
+
+
+def test_required_extension_raises_on_corrupt_cached_library(tmp_path, ext_available):
+    code = """
+        from fastgram import _ext, _ext_build
+        name = _ext_build.jit_name(_ext_build.jit_wants_cuda())
+        library = _ext_build.cache_root() / name / (name + ".so")
+        library.parent.mkdir(parents=True)
+        library.write_bytes(b"not a shared library")
+        try:
+            _ext.load_error()
+        except _ext.ExtensionBuildError as exc:
+            print("RAISED", str(library) in str(exc))
+    """
+    env = {"FASTGRAM_EXT_CACHE": str(tmp_path / "cache"), "FASTGRAM_REQUIRE_EXT": "1"}
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert "RAISED True" in result.stdout, result.stdout + result.stderr
+
+
+BAD_CALLS = """
+    import torch
+    from fastgram import _ext
+    assert _ext.load_error() is None
+    ops = torch.ops.fastgram
+    f = torch.randn(2, 3, 4, 5)
+    t = torch.randn(3, 3)
+    loss, (r,) = ops.ext_style_loss_forward([f], [t], [1.0], [1.0])
+    g = torch.tensor(1.0)
+    calls = {
+        "rank 2": lambda: ops.ext_gram_forward(torch.randn(2, 3), 1.0),
+        "rank 5": lambda: ops.ext_gram_forward(torch.randn(1, 2, 3, 4, 5), 1.0),
+        "integer": lambda: ops.ext_gram_forward(torch.ones(2, 3, 4, dtype=torch.int64), 1.0),
+        "empty": lambda: ops.ext_gram_forward(torch.randn(2, 0, 4), 1.0),
+        "half on cpu": lambda: ops.ext_gram_forward(torch.randn(2, 3, 4).half(), 1.0),
+        "grad shape": lambda: ops.ext_gram_backward(torch.randn(2, 4, 4), f, 1.0),
+        "grad rank": lambda: ops.ext_gram_backward(torch.randn(3, 3), f, 1.0),
+        "no layers": lambda: ops.ext_style_loss_forward([], [], [], []),
+        "targets count": lambda: ops.ext_style_loss_forward([f], [], [1.0], [1.0]),
+        "weights count": lambda: ops.ext_style_loss_forward([f], [t], [1.0, 2.0], [1.0]),
+        "scales count": lambda: ops.ext_style_loss_forward([f], [t], [1.0], []),
+        "target channels": lambda: ops.ext_style_loss_forward([f], [torch.randn(4, 4)], [1.0], [1.0]),
+        "target batch": lambda: ops.ext_style_loss_forward([f], [torch.randn(5, 3, 3)], [1.0], [1.0]),
+        "target device": lambda: ops.ext_style_loss_forward([f], [t.to("meta")], [1.0], [1.0]),
+        "mixed dtypes": lambda: ops.ext_style_loss_forward([f, f.double()], [t, t], [1.0] * 2, [1.0] * 2),
+        "grad_loss numel": lambda: ops.ext_style_loss_backward(torch.ones(2), [f], [r], [1.0], [1.0]),
+        "residual dtype": lambda: ops.ext_style_loss_backward(g, [f], [r.double()], [1.0], [1.0]),
+        "residual shape": lambda: ops.ext_style_loss_backward(g, [f], [torch.randn(2, 3, 4)], [1.0], [1.0]),
+        "residual 2-D": lambda: ops.ext_style_loss_backward(g, [f], [torch.randn(3, 3)], [1.0], [1.0]),
+        "residuals count": lambda: ops.ext_style_loss_backward(g, [f], [], [1.0], [1.0]),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+        except RuntimeError as exc:
+            assert str(exc), name
+            continue
+        raise SystemExit(f"no error for: {name}")
+    print("ALL RAISED", len(calls))
+"""
+
+
+def test_bad_arguments_raise_instead_of_crashing(ext_available):
+    result = run_python(BAD_CALLS, {})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ALL RAISED 20" in result.stdout
