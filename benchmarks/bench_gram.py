@@ -6,8 +6,8 @@ batch 1, 4 and 8 on CUDA (a 64^2 input at batch 1 and 4 on the CPU, where
 only fp32 and the eager/reference/ext providers run); precisions bf16,
 fp32 with TF32 allowed and fp32 IEEE (CUDA); forward, backward and both
 (forward and both on the CPU).
-``FASTGRAM_BENCH_FULL=1`` runs every combination on CUDA; by default the
-backward-only and torch.compile cases are limited to the 512^2 input.
+``FASTGRAM_BENCH_FULL=1`` runs every combination on CUDA; the default runs
+the subset :func:`_wanted` describes.
 
 Figures per case (``extra_info``): the median, the ratio to eager at equal
 precision, GB/s, *useful* TFLOP/s (a Gram is counted as C^2 N multiply-adds
@@ -87,12 +87,31 @@ def _bytes(*tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _wanted(provider: str, direction: str, size: int) -> bool:
-    """Outside FASTGRAM_BENCH_FULL=1, torch.compile (which compiles each shape
-    anew) and the backward-only cases run on the largest input only."""
-    if FULL or size == max(SIZES):
+def _wanted(op: str, provider: str, mode: str, size: int, batch: int, direction: str) -> bool:
+    """The default CUDA selection, sized to run in a few minutes (every case
+    with FASTGRAM_BENCH_FULL=1; the CPU runs all its few cases):
+
+    * the fastgram provider(s) and eager everywhere forward; the reference
+      (an upcasting eager variant) only with FULL;
+    * Gram backward and forward+backward in bf16 at batch 4;
+    * style loss forward and forward+backward everywhere, backward alone in
+      bf16 at 512^2;
+    * torch.compile (which compiles each shape anew) in bf16 at 512^2: Gram
+      forward at batch 4, style loss forward+backward at every batch.
+    """
+    if FULL or not CUDA:
         return True
-    return provider != "compile" and direction != "backward"
+    if provider == "reference":
+        return False
+    if provider == "compile":
+        if mode != "bf16" or size != 512:
+            return False
+        if op == "gram_matrix":
+            return direction == "forward" and batch == 4
+        return direction == "both"
+    if op == "gram_matrix":
+        return direction == "forward" or (mode == "bf16" and batch == 4)
+    return direction != "backward" or (mode == "bf16" and size == 512)
 
 
 def _timed(forward, inputs, direction):
@@ -158,7 +177,8 @@ def _gram_cases():
                 for batch in BATCHES:
                     for layer in range(len(VGG_CHANNELS)):
                         for direction in DIRECTIONS:
-                            if _wanted(provider, direction, size):
+                            if _wanted("gram_matrix", provider, mode, size, batch,
+                                       direction):
                                 yield pytest.param(
                                     provider, mode, size, batch, layer, direction,
                                     id=f"{provider}-{mode}-{size}px-b{batch}-"
@@ -204,7 +224,7 @@ def _style_cases():
             for size in SIZES:
                 for batch in BATCHES:
                     for direction in DIRECTIONS:
-                        if _wanted(provider, direction, size):
+                        if _wanted("style_loss", provider, mode, size, batch, direction):
                             yield pytest.param(
                                 provider, mode, size, batch, direction,
                                 id=f"{provider}-{mode}-{size}px-b{batch}-{direction}",

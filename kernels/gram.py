@@ -513,6 +513,9 @@ def check_features(x: torch.Tensor, name: str) -> None:
                          f"got shape {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(x.shape)}")
+    if x.device.type != "cuda" and not (x.device.type == "cpu" and INTERPRETED):
+        raise ValueError(f"{name}: expected a CUDA tensor (CPU tensors only with "
+                         f"TRITON_INTERPRET=1), got one on {x.device}")
 
 
 def check_target(t: torch.Tensor, x: torch.Tensor, name: str) -> None:
@@ -710,9 +713,20 @@ def style_loss_backward(grad: torch.Tensor, features: Sequence[torch.Tensor],
     """dL/dF_l = g * 2 s_l w_l / (B C_l^2) * (2 G_l - T_l - T_l^T) F_l for the
     loss gradient g (a 0-d tensor, read on the device: no host sync), from
     what :func:`style_loss_forward` saved with the same ``keep_gram``."""
+    count = len(features)
+    if not count or not (len(targets) == len(saved) == len(weights) == len(scales) == count):
+        raise ValueError("features, targets, saved, weights, scales: expected equally long, "
+                         "non-empty sequences")
+    if not isinstance(grad, torch.Tensor) or grad.numel() != 1 or grad.device != features[0].device:
+        raise ValueError("grad: expected a one-element tensor on the device of the features")
     mode = A_GRAM_MINUS_TARGET if keep_gram else A_AS_IS
     grads = []
-    for x, t, m, w, s in zip(features, targets, saved, weights, scales):
+    for i, (x, t, m, w, s) in enumerate(zip(features, targets, saved, weights, scales)):
+        check_features(x, f"features[{i}]")
+        check_target(t, x, f"targets[{i}]")
+        check_target(m, x, f"saved[{i}]")
+        if m.dim() != 3:
+            raise ValueError(f"saved[{i}]: expected a (B, C, C) tensor, got {tuple(m.shape)}")
         f, strides = as_bcn(x)
         batch, channels, _ = _layer_sizes(f)
         df = _grad_like(f)

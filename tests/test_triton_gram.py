@@ -412,6 +412,8 @@ def test_triton_gram_cpu_without_interpreter_routes_to_reference(monkeypatch):
     assert reason and "TRITON_INTERPRET" in reason
     assert "TRITON_INTERPRET" in gram_ops._style_supports([x], [torch.ones(2, 2)], [1.0], [1.0])
     assert gram_ops._gram_supports(torch.ones(1, 2, 3, device="meta"), 1.0)
+    with pytest.raises(ValueError, match="TRITON_INTERPRET"):
+        gram.gram_forward(x, 1.0)  # the launcher refuses what Triton cannot read
     if gram.INTERPRETED or CUDA:  # the triton backend is loaded: explicit use falls back
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -439,6 +441,16 @@ def test_triton_gram_direct_op_calls_validate(device):
         op.triton_style_loss([x], [torch.ones(3, 3, 3, device=device)], [1.0], [1.0], False)
     with pytest.raises(ValueError, match="weights"):
         op.triton_style_loss([x], [torch.ones(3, 3, device=device)], [], [1.0], False)
+    t, g = torch.ones(3, 3, device=device), torch.ones((), device=device)
+    with pytest.raises(ValueError, match=r"saved\[0\]"):
+        op.triton_style_loss_backward(g, [x], [t], [torch.ones(2, 4, 4, device=device)],
+                                      [1.0], [1.0], False)
+    with pytest.raises(ValueError, match="grad"):
+        op.triton_style_loss_backward(torch.ones(2, device=device), [x], [t],
+                                      [torch.ones(2, 3, 3, device=device)], [1.0], [1.0], False)
+    if device == "cuda":  # a CPU tensor handed to the kernels without the interpreter
+        with pytest.raises(ValueError, match="x"):
+            op.triton_gram(torch.ones(1, 2, 3), 1.0)
 
 
 def test_triton_gram_fp32_precision_follows_pytorch():
