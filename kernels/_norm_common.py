@@ -134,12 +134,26 @@ def num_warps_for(tile: int) -> int:
     return max(1, min(16, tile // 256))
 
 
-def fused_tile(n: int, channels: int, channels_last: bool) -> tuple[int, int]:
-    """(BLOCK_C, BLOCK_N) for a program holding whole rows of length n."""
+# Channels-last programs must span this many channels (or all of them) for
+# their loads to be coalesced: a row of one channel is strided by C.
+_MIN_CHANNELS_LAST_BLOCK = 16
+
+
+def fused_tile(n: int, channels: int, channels_last: bool) -> Optional[tuple[int, int]]:
+    """(BLOCK_C, BLOCK_N) for a program holding whole rows of length n, or
+    None when rows should take the split path instead: rows longer than
+    ``config.fused_max_n``, and channels-last rows too long for a program to
+    hold enough channels side by side (then the split path's 2-D tiles read
+    along the contiguous channel dim, at the price of a second read of x)."""
+    if n > config.fused_max_n:
+        return None
     block_n = triton.next_power_of_2(n)
     budget = max(config.tile_elems, block_n)
     block_c = max(1, min(triton.next_power_of_2(channels), budget // block_n))
-    if not channels_last:
+    if channels_last:
+        if block_c < min(channels, _MIN_CHANNELS_LAST_BLOCK):
+            return None
+    else:
         # contiguous rows: several channels per program only for short rows
         block_c = max(1, min(block_c, max(1, 1024 // block_n)))
     return block_c, block_n
@@ -148,7 +162,7 @@ def fused_tile(n: int, channels: int, channels_last: bool) -> tuple[int, int]:
 def loop_tile(n: int, channels: int, channels_last: bool) -> tuple[int, int]:
     """(BLOCK_C, BLOCK_N) for a program looping over a chunk of a row."""
     if channels_last:
-        block_c = min(triton.next_power_of_2(channels), 32)
+        block_c = min(triton.next_power_of_2(channels), 2 * _MIN_CHANNELS_LAST_BLOCK)
     else:
         block_c = 1
     block_n = min(triton.next_power_of_2(n), max(16, config.tile_elems // block_c))
@@ -194,11 +208,12 @@ def spatial_offsets(n, W, s_h, s_w, SPATIAL_2D: tl.constexpr):
 
 
 @triton.jit
-def tile_offsets(b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.constexpr):
-    """[BLOCK_C, BLOCK_N] offsets of (b, c[:, None], n[None, :]); the sample
-    part is 64-bit so tensors past 2**31 elements address correctly."""
-    row = b.to(tl.int64) * s_b
-    return row + c[:, None] * s_c + spatial_offsets(n, W, s_h, s_w, SPATIAL_2D)[None, :]
+def tile_ptrs(ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.constexpr):
+    """[BLOCK_C, BLOCK_N] pointers to (b, c[:, None], n[None, :]). The sample
+    offset is added to the scalar base in 64 bits (tensors past 2**31
+    elements address correctly); offsets within a sample stay 32-bit."""
+    base = ptr + b.to(tl.int64) * s_b
+    return base + (c[:, None] * s_c + spatial_offsets(n, W, s_h, s_w, SPATIAL_2D)[None, :])
 
 
 @triton.jit
@@ -217,8 +232,8 @@ def chunk_stats(
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        offs = tile_offsets(b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D)
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
+        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D),
+                    mask=mask, other=0.0).to(ACC)
         k = tl.sum(mask.to(ACC), 1)
         k_safe = tl.maximum(k, 1.0)
         t_mean = tl.sum(x, 1) / k_safe

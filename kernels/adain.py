@@ -32,7 +32,7 @@ import triton.language as tl
 
 from . import _norm_common as common
 from . import instance_norm
-from ._norm_common import chunk_stats, merge_partials, tile_offsets
+from ._norm_common import chunk_stats, merge_partials, tile_ptrs
 
 
 @triton.jit
@@ -110,14 +110,14 @@ def _fwd_kernel(
     if FUSED:
         n = tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < Nc)[None, :]
-        x = tl.load(c_ptr + tile_offsets(b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
+        x = tl.load(tile_ptrs(c_ptr, b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
                     mask=mask, other=0.0).to(ACC)
         mu_c = tl.sum(x, 1) / Nc
         d = tl.where(mask, x - mu_c[:, None], 0.0)
         rstd_c = 1.0 / tl.sqrt(tl.sum(d * d, 1) / Nc + eps)
         gain = sigma_s * rstd_c
         out = alpha * (gain[:, None] * d + mu_s[:, None]) + (1.0 - alpha) * x
-        tl.store(out_ptr + tile_offsets(b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
+        tl.store(tile_ptrs(out_ptr, b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
                  out.to(out_ptr.dtype.element_ty), mask=mask)
     else:
         mu_c, var_c = merge_partials(c_pmean_ptr, c_pm2_ptr, rows, c_mask, Nc,
@@ -129,11 +129,11 @@ def _fwd_kernel(
         for start in range(lo, hi, BLOCK_N):
             n = start + tl.arange(0, BLOCK_N)
             mask = c_mask[:, None] & (n < hi)[None, :]
-            x = tl.load(c_ptr + tile_offsets(b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
+            x = tl.load(tile_ptrs(c_ptr, b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
                         mask=mask, other=0.0).to(ACC)
             out = alpha * (gain[:, None] * (x - mu_c[:, None]) + mu_s[:, None]) \
                 + (1.0 - alpha) * x
-            tl.store(out_ptr + tile_offsets(b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
+            tl.store(tile_ptrs(out_ptr, b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
                      out.to(out_ptr.dtype.element_ty), mask=mask)
 
     if s == 0:
@@ -179,10 +179,10 @@ def _style_bwd_kernel(
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(s_ptr + tile_offsets(b, c, n, Ws, ss_b, ss_c, ss_h, ss_w, SPATIAL_2D),
+        x = tl.load(tile_ptrs(s_ptr, b, c, n, Ws, ss_b, ss_c, ss_h, ss_w, SPATIAL_2D),
                     mask=mask, other=0.0).to(ACC)
         ds = base[:, None] + coef[:, None] * (x - mu_s[:, None])
-        tl.store(ds_ptr + tile_offsets(b, c, n, Ws, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
+        tl.store(tile_ptrs(ds_ptr, b, c, n, Ws, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
                  ds.to(ds_ptr.dtype.element_ty), mask=mask)
 
 
@@ -227,9 +227,10 @@ def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float
     so_b, so_c, so_h, so_w, o_flat = common.strides4(o4)
     spatial_2d = not (c_flat and o_flat)
     channels_last = sc_c == 1 and Nc > 1
-    fused = Nc <= common.config.fused_max_n
+    tile = common.fused_tile(Nc, C, channels_last)
+    fused = tile is not None
     if fused:
-        block_c, block_n = common.fused_tile(Nc, C, channels_last)
+        block_c, block_n = tile
         c_chunk, c_split, c_progs = Nc, 1, 0
         c_pmean = c_pm2 = s_pmean  # not read on the fused path
         stats_block_c, stats_block_n = 1, 16

@@ -7,8 +7,9 @@ per sample (B, C), optional fused relu / leaky_relu.
 
 Two schemes, chosen by row length N = H*W (see :mod:`._norm_common`):
 
-* fused (N <= ``config.fused_max_n``): a program holds whole rows in
-  registers: one read of x, one write of y.
+* fused (N <= ``config.fused_max_n``; for channels-last inputs also short
+  enough that a program holds 16 channels side by side): a program holds
+  whole rows in registers: one read of x, one write of y.
 * split (longer rows): ``_stats_partial_kernel`` reduces chunks of each row
   (several programs per row, so few long rows still fill the GPU), then
   ``_fwd_apply_kernel`` merges the chunk results and normalises its chunk:
@@ -35,7 +36,7 @@ import triton
 import triton.language as tl
 
 from . import _norm_common as common
-from ._norm_common import chunk_stats, merge_partials, row_param, tile_offsets
+from ._norm_common import chunk_stats, merge_partials, row_param, tile_ptrs
 
 # Activation codes of the registered op (the schema carries an int).
 ACT_NONE, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2
@@ -78,7 +79,7 @@ def _fwd_fused_kernel(
     c_mask = c < C
     mask = c_mask[:, None] & (n < N)[None, :]
 
-    x = tl.load(x_ptr + tile_offsets(b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
+    x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
                 mask=mask, other=0.0).to(ACC)
     mean = tl.sum(x, 1) / N
     d = tl.where(mask, x - mean[:, None], 0.0)
@@ -87,7 +88,7 @@ def _fwd_fused_kernel(
     w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
     bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
     y = _affine_act(d * rstd[:, None], w, bias, slope, HAS_W, HAS_B, HAS_ACT)
-    tl.store(y_ptr + tile_offsets(b, c, n, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D),
+    tl.store(tile_ptrs(y_ptr, b, c, n, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D),
              y.to(y_ptr.dtype.element_ty), mask=mask)
     tl.store(mean_ptr + b * C + c, mean, mask=c_mask)
     tl.store(rstd_ptr + b * C + c, rstd, mask=c_mask)
@@ -149,11 +150,11 @@ def _fwd_apply_kernel(
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(x_ptr + tile_offsets(b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
+        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
                     mask=mask, other=0.0).to(ACC)
         xhat = (x - mean[:, None]) * rstd[:, None]
         y = _affine_act(xhat, w, bias, slope, HAS_W, HAS_B, HAS_ACT)
-        tl.store(y_ptr + tile_offsets(b, c, n, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D),
+        tl.store(tile_ptrs(y_ptr, b, c, n, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D),
                  y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
@@ -197,9 +198,9 @@ def _bwd_fused_kernel(
     rstd = tl.load(rstd_ptr + rows, mask=c_mask, other=0.0)
     w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
     bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
-    x = tl.load(x_ptr + tile_offsets(b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
+    x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
                 mask=mask, other=0.0).to(ACC)
-    dy = tl.load(dy_ptr + tile_offsets(b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
+    dy = tl.load(tile_ptrs(dy_ptr, b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
                  mask=mask, other=0.0).to(ACC)
     xhat, g = _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
                                HAS_W, HAS_B, HAS_ACT, BLEND)
@@ -209,7 +210,7 @@ def _bwd_fused_kernel(
     dx = scale[:, None] * (g - (s1[:, None] + xhat * s2[:, None]) / N)
     if BLEND:
         dx = dx + (1.0 - alpha) * dy
-    tl.store(dx_ptr + tile_offsets(b, c, n, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
+    tl.store(tile_ptrs(dx_ptr, b, c, n, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
              dx.to(dx_ptr.dtype.element_ty), mask=mask)
     tl.store(s1_ptr + rows, s1, mask=c_mask)
     tl.store(s2_ptr + rows, s2, mask=c_mask)
@@ -245,9 +246,9 @@ def _bwd_partial_kernel(
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(x_ptr + tile_offsets(b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
+        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
                     mask=mask, other=0.0).to(ACC)
-        dy = tl.load(dy_ptr + tile_offsets(b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
+        dy = tl.load(tile_ptrs(dy_ptr, b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
                      mask=mask, other=0.0).to(ACC)
         xhat, g = _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
                                    HAS_W, HAS_B, HAS_ACT, BLEND)
@@ -297,16 +298,16 @@ def _bwd_apply_kernel(
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(x_ptr + tile_offsets(b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
+        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
                     mask=mask, other=0.0).to(ACC)
-        dy = tl.load(dy_ptr + tile_offsets(b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
+        dy = tl.load(tile_ptrs(dy_ptr, b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
                      mask=mask, other=0.0).to(ACC)
         xhat, g = _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
                                    HAS_W, HAS_B, HAS_ACT, BLEND)
         dx = scale[:, None] * (g - (s1[:, None] + xhat * s2[:, None]) / N)
         if BLEND:
             dx = dx + (1.0 - alpha) * dy
-        tl.store(dx_ptr + tile_offsets(b, c, n, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
+        tl.store(tile_ptrs(dx_ptr, b, c, n, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
                  dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
@@ -369,8 +370,9 @@ def forward(
     b_arg = bias if bias is not None else mean
     slope = _slope(activation, negative_slope)
 
-    if N <= common.config.fused_max_n:
-        block_c, block_n = common.fused_tile(N, C, channels_last)
+    tile = common.fused_tile(N, C, channels_last)
+    if tile is not None:
+        block_c, block_n = tile
         grid = (B * triton.cdiv(C, block_c),)
         common.launch(
             _fwd_fused_kernel, grid,
@@ -438,8 +440,9 @@ def backward(
     slope = _slope(activation, negative_slope)
     alpha_arg = 1.0 if alpha is None else float(alpha)
 
-    if N <= common.config.fused_max_n:
-        block_c, block_n = common.fused_tile(N, C, channels_last)
+    tile = common.fused_tile(N, C, channels_last)
+    if tile is not None:
+        block_c, block_n = tile
         grid = (B * triton.cdiv(C, block_c),)
         common.launch(
             _bwd_fused_kernel, grid,

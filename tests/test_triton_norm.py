@@ -187,6 +187,21 @@ def test_instance_norm_layouts(device, layout, path):
         assert out.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_channels_last_rows_too_long_to_fuse(device):
+    """Channels-last rows a program cannot hold 16 channels of take the split
+    path at the default thresholds (2-D tiles along the channel dim)."""
+    assert _norm_common.fused_tile(320, 32, channels_last=True) is None
+    assert _norm_common.fused_tile(320, 32, channels_last=False) is not None
+    x, w, b = _in_inputs((1, 32, 16, 20), torch.float32, device, "C", seed=13)
+    x = x.to(memory_format=torch.channels_last)
+    _compare(_in_kernel(), _in_ref(), [x, w, b], torch.float32,
+             names=["grad x", "grad weight", "grad bias"])
+    content, style = _adain_inputs((1, 32, 16, 20), (1, 32, 6, 6), torch.float32, device)
+    _compare(_adain_kernel(0.5), _adain_ref(0.5),
+             [content.to(memory_format=torch.channels_last), style], torch.float32,
+             names=["grad content", "grad style"])
+
+
 @pytest.mark.parametrize("path", ["fused", "split"])
 def test_instance_norm_strided_and_broadcast_grad(device, path):
     """Upstream gradients that are expanded (stride 0) or strided (with an
