@@ -60,7 +60,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 # The interpreter is chosen when triton is first imported; kernels written for
-# it must avoid one of its bugs (see _upcast_dot).
+# it must avoid one of its bugs (see dot_config).
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 # Tests set this to fill every output and workspace with NaN before a launch,

@@ -453,6 +453,23 @@ def test_triton_gram_direct_op_calls_validate(device):
             op.triton_gram(torch.ones(1, 2, 3), 1.0)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_triton_gram_opcheck_schema_and_autograd(device, gen):
+    # the fake-tensor and AOT parts of opcheck need real kernels (CUDA test below)
+    x = randn(2, 4, 5, gen=gen, device=device, requires_grad=True)
+    t = randn(4, 4, gen=gen, device=device)
+    utils = ("test_schema", "test_autograd_registration")
+    cases = [
+        (torch.ops.fastgram.triton_gram, (x, 0.3)),
+        (torch.ops.fastgram.triton_style_loss, ([x], [t], [0.5], [0.1], False)),
+        (torch.ops.fastgram.triton_style_loss,
+         ([x], [t.clone().requires_grad_(True)], [0.5], [0.1], True)),
+    ]
+    for op, args in cases:
+        result = torch.library.opcheck(op, args, test_utils=utils)
+        assert all(v == "SUCCESS" for v in result.values()), result
+
+
 def test_triton_gram_fp32_precision_follows_pytorch():
     saved = torch.backends.cuda.matmul.allow_tf32
     try:
