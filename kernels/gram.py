@@ -11,8 +11,9 @@ Forward, ``G[b] = scale * F[b] F[b]^T``:
   result is bitwise symmetric and the arithmetic is halved.
 * Style-transfer Grams are small (C <= 512) over long reductions (N up to
   2^18), so N is split over several programs when the tiles alone would not
-  fill the GPU (split-K). The partial tiles go to an fp32 workspace that a
-  second kernel sums in a fixed order, so results are deterministic.
+  fill the GPU (split-K). The partial tiles go to an fp32 workspace (sized to
+  stay in L2) that a second kernel sums in a fixed order, on finer tiles so
+  that many programs share the read; results are deterministic.
 * The fused style loss runs the same kernels with a loss epilogue: the tile of
   ``G - T`` is squared and summed where the tile is finished, one partial sum
   per program, so the loss never reads G back from memory.
@@ -76,9 +77,12 @@ class GramTuning:
     block_c: Optional[int] = None  # edge of a square Gram tile (channels)
     block_k: Optional[int] = None  # reduction chunk over N per loop step
     split_min_n: int = 4096  # never split reductions shorter than this
-    min_chunks_per_split: int = 16  # each split runs >= this many block_k steps
+    min_chunks_per_split: int = 8  # each split runs >= this many block_k steps
     target_programs: Optional[int] = None  # programs to aim for; None: 2 per SM
-    max_workspace_ratio: float = 1 / 16  # split workspace <= this fraction of |F| bytes
+    # The split workspace is written once and read back at once, so it mostly
+    # stays in L2 (50 MB on an H100) as long as it is well below that size.
+    max_workspace_bytes: int = 16 << 20
+    finish_block: Optional[int] = None  # tile edge of the split-K reduce kernel
     bwd_block_m: Optional[int] = None  # rows of dF per program
     bwd_block_n: Optional[int] = None  # columns (positions) of dF per program
     bwd_block_j: Optional[int] = None  # reduction chunk over channels
@@ -414,6 +418,11 @@ class ForwardPlan:
     chunk: int  # positions per split (a multiple of block_k)
     num_warps: int
     num_stages: int
+    # Tiles of the programs that finish G (store it, reduce the loss): the
+    # product tiles without split-K; finer ones for the split-K reduce kernel,
+    # which must spread the workspace read over many programs.
+    finish_block: int
+    finish_pairs: int
 
 
 def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
@@ -438,8 +447,7 @@ def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
     split = 1
     if n >= cfg.split_min_n:
         target = cfg.target_programs or 2 * _sm_count(device)
-        element = dtype.itemsize
-        by_workspace = int(cfg.max_workspace_ratio * n * element / (4 * channels))
+        by_workspace = cfg.max_workspace_bytes // (4 * batch * channels * channels)
         split = min(
             triton.cdiv(target, pairs * batch),
             max(1, steps // cfg.min_chunks_per_split),
@@ -450,7 +458,17 @@ def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
     split = triton.cdiv(n, chunk)
     num_warps = 8 if block_c >= 128 else 4
     num_stages = 1 if fp64 else (3 if block_c >= 128 else 4)
-    return ForwardPlan(block_c, block_k, tiles, pairs, split, chunk, num_warps, num_stages)
+    finish_block = block_c
+    if split > 1:
+        if cfg.finish_block:
+            finish_block = cfg.finish_block
+        elif device.type == "cuda" and not INTERPRETED:
+            finish_block = min(block_c, 16 if channels <= 128 else 32)
+        if block_c % finish_block:
+            raise ValueError(f"finish_block: {finish_block} must divide block_c {block_c}")
+    finish_tiles = triton.cdiv(channels, finish_block)
+    return ForwardPlan(block_c, block_k, tiles, pairs, split, chunk, num_warps, num_stages,
+                       finish_block, finish_tiles * (finish_tiles + 1) // 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -606,10 +624,13 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
         PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
         SINGLE_TILE=plan.tiles == 1, num_stages=plan.num_stages, **common,
     )
-    wrap_triton(_gram_split_reduce_kernel)[(plan.pairs, batch)](
+    # Finer tiles than the product's: every one lies inside an upper product
+    # tile (finish_block divides block_c), so it reads only written partials.
+    wrap_triton(_gram_split_reduce_kernel)[(plan.finish_pairs, batch)](
         ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
         l_arg, loss_offset, channels, scale_hi, scale_lo, coef_hi, coef_lo,
-        **finish, **common,
+        BLOCK_C=plan.finish_block, FP64=dot.fp64,
+        num_warps=4 if plan.finish_block <= 32 else plan.num_warps, **finish,
     )
 
 
@@ -694,7 +715,7 @@ def style_loss_forward(features: Sequence[torch.Tensor], targets: Sequence[torch
         batch, channels, n = _layer_sizes(f)
         plan = plan_forward(batch, channels, n, f.dtype, f.device)
         layers.append((f, strides, batch, channels, n, t, slots))
-        slots += batch * plan.pairs
+        slots += batch * plan.finish_pairs
     parts = _empty((slots,), accumulation_dtype(first.dtype), first.device)
     saved = []
     for (f, strides, batch, channels, n, t, offset), w, s in zip(layers, weights, scales):

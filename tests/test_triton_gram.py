@@ -41,7 +41,7 @@ def _force_split(monkeypatch, **extra):
     """Lower the split-K thresholds so that small shapes take the split path."""
     tuning = gram.GramTuning(
         split_min_n=1, min_chunks_per_split=1, target_programs=1 << 20,
-        max_workspace_ratio=1e9, **extra,
+        max_workspace_bytes=1 << 40, **extra,
     )
     monkeypatch.setattr(gram, "TUNING", tuning)
 
@@ -119,8 +119,10 @@ def test_triton_gram_backward_of_expanded_upstream_gradient(device, gen):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(2, 65, 1000), (1, 3, 1000), (1, 16, 20, 50)], ids=str)
-def test_triton_gram_split_k(device, dtype, shape, monkeypatch, gen):
-    _force_split(monkeypatch)
+@pytest.mark.parametrize("finish_block", [None, 16], ids=["finish_default", "finish16"])
+def test_triton_gram_split_k(device, dtype, shape, finish_block, monkeypatch, gen):
+    # finish16: the reduce kernel runs on tiles finer than the product's
+    _force_split(monkeypatch, finish_block=finish_block)
     x = randn(*shape, dtype=dtype, gen=gen, device=device)
     n = x[0, 0].numel()
     plan = gram.plan_forward(x.shape[0], x.shape[1], n, dtype, x.device)
@@ -139,8 +141,8 @@ def test_triton_gram_default_split_k_policy(device):
     assert short.split == 1
     assert long.chunk % long.block_k == 0 and long.split * long.chunk >= 262144
     assert (long.split - 1) * long.chunk < 262144  # no empty split
-    workspace = long.split * 64 * 64 * 4
-    assert workspace <= gram.TUNING.max_workspace_ratio * 64 * 262144 * 2 or long.split == 1
+    assert long.split * 64 * 64 * 4 <= gram.TUNING.max_workspace_bytes or long.split == 1
+    assert long.finish_block <= long.block_c and long.block_c % long.finish_block == 0
     if dev.type == "cuda":
         assert long.split > 1
 
@@ -306,6 +308,9 @@ def test_triton_style_loss_split_k(device, dtype, monkeypatch, gen):
     assert gram.plan_forward(1, 65, 1000, dtype, feats[0].device).split > 1
     _check_style_loss(feats, targs, weights, "split-K style loss", target_grad=False)
     _check_style_loss(feats, targs, weights, "split-K style loss, G kept", target_grad=True)
+    _force_split(monkeypatch, finish_block=16)  # loss partials from finer tiles
+    assert gram.plan_forward(1, 65, 1000, dtype, feats[0].device).finish_pairs > 3
+    _check_style_loss(feats, targs, weights, "split-K style loss, fine finish")
 
 
 @pytest.mark.parametrize("device", DEVICES)
