@@ -202,9 +202,10 @@ def launch(kernel, grid, *args, **kwargs) -> None:
 def spatial_offsets(n, W, s_h, s_w, SPATIAL_2D: tl.constexpr):
     """Element offsets of spatial positions ``n`` (see the module docstring)."""
     if SPATIAL_2D:
-        return (n // W) * s_h + (n % W) * s_w
+        offs = (n // W) * s_h + (n % W) * s_w
     else:
-        return n * s_w
+        offs = n * s_w
+    return offs
 
 
 @triton.jit

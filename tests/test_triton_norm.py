@@ -459,9 +459,12 @@ def test_supports_reasons(monkeypatch):
 
 @pytest.mark.parametrize("op", ["instance_norm", "adain"])
 def test_compile_fullgraph(device, op):
-    if device == "cpu":
-        pytest.skip("torch.compile of Triton ops cannot run under the interpreter (fake "
-                    "tensors have no data); this test runs on CUDA")
+    """One graph, no breaks, forward and backward through the compiled op.
+
+    On CUDA with Inductor. Under the interpreter Inductor cannot run (it
+    traces the kernels with fake tensors, which have no data), so the CPU run
+    captures the graph with Dynamo (fullgraph) and runs it eagerly.
+    """
     import torch._dynamo
 
     torch._dynamo.reset()
@@ -477,8 +480,11 @@ def test_compile_fullgraph(device, op):
         fn, ref = _adain_kernel(0.5), _adain_ref(0.5)
     explain = torch._dynamo.explain(fn)(*tensors)
     assert explain.graph_break_count == 0, explain.break_reasons
-    compiled = torch.compile(fn, fullgraph=True)
+    assert explain.graph_count == 1
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, fullgraph=True, backend="inductor" if device == "cuda" else "eager")
     _compare(compiled, ref, tensors, torch.float32)
+    torch._dynamo.reset()
 
 
 # --------------------------------------------------------------------------
@@ -507,6 +513,8 @@ def test_instance_norm2d_is_a_drop_in(device, affine):
     y_theirs.backward(grad)
     tol = 1e-5
     assert_close(y_ours, y_theirs, tol, "output")
+    with fastgram.use_backend("triton"):  # unbatched (C, H, W), as torch accepts
+        assert_close(ours(x[0]), theirs(x[0]), tol, "unbatched output")
     assert_close(x1.grad, x2.grad, tol, "grad x")
     if affine:
         assert_close(ours.weight.grad, theirs.weight.grad, tol, "grad weight")
@@ -520,3 +528,22 @@ def test_adain_module_runs_the_kernel(device):
         out = module(content, style)
     assert_close(out, reference.adain(content.double(), style.double(), EPS, 0.8),
                  RTOL[torch.float32])
+
+
+def test_instance_norm2d_running_stats_mode_falls_back_to_torch(device):
+    """track_running_stats=True needs the running statistics, which the fused
+    op neither reads nor updates: that mode runs torch's implementation, in
+    training (updating the buffers) and in eval (using them)."""
+    torch.manual_seed(0)
+    theirs = torch.nn.InstanceNorm2d(4, affine=True, track_running_stats=True).to(device)
+    ours = fastgram.nn.InstanceNorm2d(4, affine=True, track_running_stats=True).to(device)
+    ours.load_state_dict(theirs.state_dict())
+    x = randn(2, 4, 5, 6, gen=torch.Generator().manual_seed(3), device=device)
+    with fastgram.use_backend("triton"):
+        for mode in ("train", "eval"):
+            getattr(ours, mode)()
+            getattr(theirs, mode)()
+            assert torch.equal(ours(x), theirs(x))
+            assert torch.equal(ours.running_mean, theirs.running_mean)
+            assert torch.equal(ours.running_var, theirs.running_var)
+    assert not torch.equal(ours.running_mean, torch.zeros_like(ours.running_mean))
