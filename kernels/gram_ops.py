@@ -18,8 +18,6 @@ Each is a ``torch.library.triton_op`` whose kernels launch through
 the fake (meta) implementation is derived from the same Python code.
 """
 
-from __future__ import annotations
-
 from typing import Optional
 
 import torch
