@@ -34,9 +34,12 @@ class TrainConfig:
     betas: Tuple[float, float] = (0.5, 0.999)
     # losses
     adv_loss: str = "nonsaturating"
+    # The VGG19 features follow the Caffe weights' 0-255 input scale, so the
+    # raw content and Gram losses are large (about 1e6 and 1e5 at the start);
+    # these weights bring both near the adversarial term's order of magnitude.
     adv_weight: float = 1.0
-    content_weight: float = 1.0
-    style_weight: float = 1e4
+    content_weight: float = 1e-5
+    style_weight: float = 3e-5
     style_rec_weight: float = 1.0
     r1_gamma: float = 0.0
     content_layers: Tuple[str, ...] = ("relu4_1",)
