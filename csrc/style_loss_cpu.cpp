@@ -25,6 +25,9 @@ namespace {
 // for the BLAS kernels to run at full rate.
 constexpr int64_t kTileChannels = 128;
 constexpr int64_t kWholeGramChannels = 96;
+// Below this many multiply-adds (or elements, for the elementwise loops) a
+// kernel stays on the calling thread.
+constexpr int64_t kMinParallelWork = 1 << 18;
 
 struct TilePair {
   int64_t row0, rows, col0, cols;
@@ -57,6 +60,19 @@ at::Tensor gemm_ready(const at::Tensor& f) {
   return flat.contiguous();
 }
 
+// Runs body(begin, end) over [0, items): on ATen's thread pool, one item at a
+// time, when the problem has at least kMinParallelWork units of `work`; on
+// the calling thread otherwise (waking the pool costs more than small
+// problems take, and far more on a busy machine).
+template <typename Body>
+void run_items(int64_t items, int64_t work, const Body& body) {
+  if (work < kMinParallelWork || items < 2 || at::get_num_threads() < 2) {
+    body(0, items);
+  } else {
+    at::parallel_for(0, items, 1, body);
+  }
+}
+
 // Worker threads do not inherit the caller's dispatch-key state, so every
 // ATen call made inside at::parallel_for goes straight to the CPU kernels.
 struct BelowAutograd {
@@ -78,8 +94,7 @@ double symmetric_gram(const at::Tensor& F, double scale, const at::Tensor& targe
   scalar_t* g_base = gram.data_ptr<scalar_t>();
   const scalar_t* t_base = with_target ? target.const_data_ptr<scalar_t>() : nullptr;
   std::vector<double> partial(static_cast<size_t>(B * P), 0.0);
-
-  at::parallel_for(0, B * P, 1, [&](int64_t begin, int64_t end) {
+  run_items(B * P, B * C * C * F.size(2), [&](int64_t begin, int64_t end) {
     BelowAutograd below;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / P;
@@ -137,7 +152,7 @@ at::Tensor symmetrized(const at::Tensor& A_in, double coef, at::ScalarType dtype
     const scalar_t* a_base = A.const_data_ptr<scalar_t>();
     scalar_t* o_base = out.data_ptr<scalar_t>();
     const scalar_t c = static_cast<scalar_t>(coef);
-    at::parallel_for(0, B * pairs, 1, [&](int64_t begin, int64_t end) {
+    run_items(B * pairs, B * C * C, [&](int64_t begin, int64_t end) {
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / pairs;
         // Unrank the pair index into (ti, tj) with ti <= tj.
