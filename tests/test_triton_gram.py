@@ -46,6 +46,18 @@ def _force_split(monkeypatch, **extra):
     monkeypatch.setattr(gram, "TUNING", tuning)
 
 
+def _triton_gram(x, scale=None):
+    """The triton backend's registered function, called as dispatch calls it
+    (the public op in front of it is tested through dispatch separately, and
+    would send float64 on CUDA to cuBLAS instead)."""
+    return gram_ops.gram_matrix(x, _scale(x) if scale is None else scale)
+
+
+def _triton_style_loss(feats, targs, weights):
+    weights = [1.0] * len(feats) if weights is None else list(weights)
+    return gram_ops.style_loss(feats, targs, weights, [_scale(f) for f in feats])
+
+
 def _ref_gram(x, scale):
     return reference.gram_matrix(x.detach().to(torch.float64), scale)
 
@@ -55,7 +67,7 @@ def _scale(x):
 
 
 def _check_gram_forward(x, what="gram"):
-    g = ops.gram_matrix(x, backend="triton")
+    g = _triton_gram(x)
     assert g.dtype == x.dtype and g.shape == (x.shape[0], x.shape[1], x.shape[1])
     assert torch.isfinite(g).all(), f"{what}: unwritten (NaN-poisoned) or non-finite entries"
     assert torch.equal(g, g.transpose(1, 2)), f"{what}: not bitwise symmetric"
@@ -67,7 +79,7 @@ def _check_gram_backward(x, what="gram"):
     """Gradient for a random, non-symmetric upstream dG."""
     x = x.detach().requires_grad_(True)
     x64 = x.detach().to(torch.float64).requires_grad_(True)
-    g = ops.gram_matrix(x, backend="triton")
+    g = _triton_gram(x)
     dg = randn(*g.shape, dtype=torch.float64, device=x.device)
     g.backward(dg.to(x.dtype))
     reference.gram_matrix(x64, _scale(x)).backward(dg)
@@ -110,7 +122,7 @@ def test_triton_gram_backward_matches_reference(device, dtype, shape, gen):
 def test_triton_gram_backward_of_expanded_upstream_gradient(device, gen):
     # g.sum().backward() hands the kernel a stride-0 (expanded) dG
     x = randn(2, 5, 9, gen=gen, device=device, requires_grad=True)
-    ops.gram_matrix(x, backend="triton").sum().backward()
+    _triton_gram(x).sum().backward()
     x64 = x.detach().double().requires_grad_(True)
     reference.gram_matrix(x64, _scale(x)).sum().backward()
     assert_close(x.grad, x64.grad, RTOL[torch.float32], "dx")
@@ -213,7 +225,7 @@ def test_triton_gram_constant_and_zero_channels(device, gen):
 @pytest.mark.parametrize("scale", [1.0, 0.37, 1e-6])
 def test_triton_gram_scale(device, scale, gen):
     x = randn(2, 4, 20, gen=gen, device=device)
-    g = ops.gram_matrix(x, scale=scale, backend="triton")
+    g = _triton_gram(x, scale)
     assert_close(g, _ref_gram(x, scale), RTOL[torch.float32], f"scale={scale}")
 
 
@@ -223,7 +235,7 @@ def test_triton_gram_float64_and_gradcheck(device, gen):
     _check_gram_forward(x, "float64")
     _check_gram_backward(x, "float64")
     x = randn(2, 3, 5, dtype=torch.float64, gen=gen, device=device, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: ops.gram_matrix(t, backend="triton"), (x,))
+    assert torch.autograd.gradcheck(_triton_gram, (x,))
 
 
 # --------------------------------------------------------------------------
@@ -262,7 +274,7 @@ def _check_style_loss(feats, targs, weights, what, grad_out=1.7, target_grad=Tru
     targs = [t.detach().requires_grad_(target_grad) for t in targs]
     f64 = [f.detach().to(torch.float64).requires_grad_(True) for f in feats]
     t64 = [t.detach().to(torch.float64).requires_grad_(target_grad) for t in targs]
-    loss = ops.style_loss(feats, targs, weights, backend="triton")
+    loss = _triton_style_loss(feats, targs, weights)
     ref = ops.style_loss(f64, t64, weights, backend="reference")
     dtype = feats[0].dtype
     assert loss.dim() == 0
@@ -328,7 +340,7 @@ def test_triton_style_loss_gradient_coefficient(device, gen):
     x = randn(batch, c, n, gen=gen, device=device, requires_grad=True)
     t = randn(c, c, gen=gen, device=device)
     t = t + t.T
-    (ops.style_loss(x, t, [w], backend="triton") * g_out).backward()
+    (_triton_style_loss([x], [t], [w]) * g_out).backward()
     s = 1.0 / (c * n)
     f = x.detach().double()
     gm = s * f @ f.transpose(1, 2)
@@ -348,7 +360,7 @@ def test_triton_style_loss_float64_and_gradcheck(device, gen):
     targs = [t.to(torch.float64).requires_grad_(True) for t in targs]
 
     def loss(*tensors):
-        return ops.style_loss(list(tensors[:2]), list(tensors[2:]), weights, backend="triton")
+        return _triton_style_loss(list(tensors[:2]), list(tensors[2:]), weights)
 
     assert torch.autograd.gradcheck(loss, (*feats, *targs))
 
@@ -358,7 +370,7 @@ def test_triton_style_loss_without_grad(device, gen):
     feats, targs, weights = _style_case(device, torch.float32, False, gen, batch=1,
                                         layers=((4, 9),))
     with torch.no_grad():
-        loss = ops.style_loss(feats, targs, weights, backend="triton")
+        loss = _triton_style_loss(feats, targs, weights)
     ref = reference.style_loss([feats[0].double()], [targs[0].double()], weights, [1 / 36])
     assert_close(loss, ref, RTOL[torch.float32], "loss under no_grad")
 
@@ -408,6 +420,19 @@ def test_triton_gram_selected_for_supported_inputs(device, gen):
     if x.device.type == "cuda":  # auto prefers Triton on CUDA
         assert dispatch.select("gram_matrix", x.device, (x, 1.0)) is gram_ops.gram_matrix
         assert dispatch.select("style_loss", x.device, args) is gram_ops.style_loss
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_triton_gram_float64_routing(device):
+    # float64 runs on the Triton kernels where they are a test vehicle (the
+    # interpreter); on CUDA cuBLAS (the reference) is much faster
+    x = torch.ones(1, 2, 3, dtype=torch.float64, device=device)
+    reason = gram_ops._gram_supports(x, 1.0)
+    style_reason = gram_ops._style_supports([x], [x[0, :, :2]], [1.0], [1.0])
+    if device == "cuda":
+        assert reason and "float64" in reason and style_reason == reason
+    else:
+        assert reason is None and style_reason is None
 
 
 def test_triton_gram_cpu_without_interpreter_routes_to_reference(monkeypatch):
@@ -502,7 +527,7 @@ def test_triton_gram_tf32_when_allowed(gen):
     saved = torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = True
-        g = ops.gram_matrix(x, backend="triton")
+        g = _triton_gram(x)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     # tf32 keeps 10 mantissa bits: a looser bound than ieee fp32's 1e-5
