@@ -224,8 +224,17 @@ def build_jit(verbose: bool = False) -> Built:
     name = jit_name(with_cuda)
     build_dir = cache_root() / name
     library = build_dir / f"{name}.so"
-    if library.exists():
-        _load_library(str(library))
+    # Written once a build has finished: a library without it may be one
+    # that another process is still linking.
+    done = build_dir / "BUILD_COMPLETE"
+    if library.exists() and done.exists():
+        try:
+            _load_library(str(library))
+        except OSError as exc:
+            raise RuntimeError(
+                f"the cached extension {library} could not be loaded ({exc}); "
+                f"delete {build_dir} to rebuild it"
+            ) from exc
         return Built(str(library), "jit-cache")
     build_dir.mkdir(parents=True, exist_ok=True)
     sources = source_files("cpp")
@@ -248,6 +257,7 @@ def build_jit(verbose: bool = False) -> Built:
         is_python_module=False,
         verbose=verbose,
     )
+    done.write_text(torch.__version__ + "\n")
     return Built(str(library), "jit-build")
 
 

@@ -154,15 +154,16 @@ def test_required_extension_raises_on_corrupt_cached_library(tmp_path, ext_avail
         library = _ext_build.cache_root() / name / (name + ".so")
         library.parent.mkdir(parents=True)
         library.write_bytes(b"not a shared library")
+        (library.parent / "BUILD_COMPLETE").write_text("")
         try:
             _ext.load_error()
         except _ext.ExtensionBuildError as exc:
-            print("RAISED", str(library) in str(exc))
+            print("RAISED", str(library) in str(exc), "to rebuild it" in str(exc))
     """
     env = {"FASTGRAM_EXT_CACHE": str(tmp_path / "cache"), "FASTGRAM_REQUIRE_EXT": "1"}
     result = run_python(code, env)
     assert result.returncode == 0, result.stderr
-    assert "RAISED True" in result.stdout, result.stdout + result.stderr
+    assert "RAISED True True" in result.stdout, result.stdout + result.stderr
 
 
 BAD_CALLS = """
