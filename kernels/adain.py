@@ -115,15 +115,19 @@ def _fwd_kernel(
         mu_c = tl.sum(x, 1) / Nc
         d = tl.where(mask, x - mu_c[:, None], 0.0)
         rstd_c = 1.0 / tl.sqrt(tl.sum(d * d, 1) / Nc + eps)
-        gain = sigma_s * rstd_c
-        out = alpha * (gain[:, None] * d + mu_s[:, None]) + (1.0 - alpha) * x
+        # x = d + mu_c, so the blend is an affine map of d alone: x need not
+        # stay live in registers next to d
+        scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
+        shift = alpha * mu_s + (1.0 - alpha) * mu_c
+        out = scale[:, None] * d + shift[:, None]
         tl.store(tile_ptrs(out_ptr, b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
                  out.to(out_ptr.dtype.element_ty), mask=mask)
     else:
         mu_c, var_c = merge_partials(c_pmean_ptr, c_pm2_ptr, rows, c_mask, Nc,
                                      CHUNK_C, SPLIT_C, ACC, SPLIT_C_P2)
         rstd_c = 1.0 / tl.sqrt(var_c + eps)
-        gain = sigma_s * rstd_c
+        scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
+        shift = alpha * mu_s + (1.0 - alpha) * mu_c
         lo = s * CHUNK_C
         hi = tl.minimum(lo + CHUNK_C, Nc)
         for start in range(lo, hi, BLOCK_N):
@@ -131,8 +135,7 @@ def _fwd_kernel(
             mask = c_mask[:, None] & (n < hi)[None, :]
             x = tl.load(tile_ptrs(c_ptr, b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
                         mask=mask, other=0.0).to(ACC)
-            out = alpha * (gain[:, None] * (x - mu_c[:, None]) + mu_s[:, None]) \
-                + (1.0 - alpha) * x
+            out = scale[:, None] * (x - mu_c[:, None]) + shift[:, None]
             tl.store(tile_ptrs(out_ptr, b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
                      out.to(out_ptr.dtype.element_ty), mask=mask)
 
