@@ -191,7 +191,13 @@ def launch(kernel, grid, *args, **kwargs) -> None:
         isinstance(a, torch.Tensor) and torch._subclasses.fake_tensor.is_fake(a) for a in args
     ):
         return
-    wrap_triton(kernel)[grid](*args, **kwargs)
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    if device.type == "cuda":
+        # Triton launches on the current device: make it the tensors' one
+        with torch.cuda.device(device):
+            wrap_triton(kernel)[grid](*args, **kwargs)
+    else:
+        wrap_triton(kernel)[grid](*args, **kwargs)
 
 
 # --------------------------------------------------------------------------

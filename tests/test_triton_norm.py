@@ -150,6 +150,24 @@ def test_instance_norm_affine_forms(device, affine, path):
                  names=["grad x", "grad weight", "grad bias"])
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_instance_norm_float32_params_with_half_input(device, dtype):
+    """Modules kept in float32 applied to half-precision activations: the
+    parameter gradients come back in the parameters' dtype."""
+    x, w, b = _in_inputs((2, 3, 9, 11), dtype, device, "C", seed=14)
+    w, b = w.float(), b.float()
+    gen = torch.Generator().manual_seed(15)
+    grad = randn(2, 3, 9, 11, dtype=dtype, gen=gen, device=device)
+    out, (gx, gw, gb) = _run(_in_kernel(activation="relu"), [x, w, b], lambda t: t, grad)
+    ref, (rx, rw, rb) = _run(_in_ref(activation="relu"), [_double(x), _double(w), _double(b)],
+                             lambda t: t, _double(grad))
+    assert out.dtype == dtype and gx.dtype == dtype
+    assert gw.dtype == torch.float32 and gb.dtype == torch.float32
+    for name, got, want in (("output", out, ref), ("grad x", gx, rx), ("grad weight", gw, rw),
+                            ("grad bias", gb, rb)):
+        assert_close(got, want, RTOL[dtype], name)
+
+
 @pytest.mark.parametrize("path", ["fused", "split"])
 @pytest.mark.parametrize("affine", ["C", "BC", None])
 @pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
