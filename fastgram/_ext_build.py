@@ -237,6 +237,11 @@ def build_jit(verbose: bool = False) -> Built:
             ) from exc
         return Built(str(library), "jit-cache")
     build_dir.mkdir(parents=True, exist_ok=True)
+    if sys.stderr is not None and sys.stderr.isatty():
+        # The only slow step of importing the backend; say what is going on.
+        what = "C++/CUDA" if with_cuda else "C++"
+        print(f"fastgram: building the {what} extension into {build_dir} (first use; "
+              "later imports load it from there)", file=sys.stderr, flush=True)
     sources = source_files("cpp")
     include_paths = [str(csrc_dir())]
     if with_cuda:

@@ -221,8 +221,11 @@ def test_style_loss_gradcheck(gen):
 def test_opcheck_every_operator(gen):
     x = randn(2, 5, 3, 4, dtype=torch.float64, gen=gen, requires_grad=True)
     torch.library.opcheck(ops().ext_gram_forward.default, (x, 0.25))
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    torch.library.opcheck(ops().ext_gram_forward.default, (x_cl, 0.25))
     g = randn(2, 5, 5, dtype=torch.float64, gen=gen, requires_grad=True)
     torch.library.opcheck(ops().ext_gram_backward.default, (g, x, 0.25))
+    torch.library.opcheck(ops().ext_gram_backward.default, (g, x_cl, 0.25))
     features, targets, weights, scales = make_layers(2, torch.float32, gen, per_sample=True)
     features = [f.requires_grad_() for f in features]
     torch.library.opcheck(

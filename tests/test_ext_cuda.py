@@ -20,11 +20,17 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def ext_with_cuda():
     from fastgram import _ext, _ext_ops
 
+    from fastgram import _ext_build
+
     reason = _ext.load_error()
+    required = os.environ.get("FASTGRAM_REQUIRE_EXT") == "1"
     if reason is None and "cuda" not in _ext_ops.devices_built():
-        reason = "the extension was built without its CUDA kernels"
+        toolkit_missing = _ext_build.cuda_build_possible()
+        reason = f"the extension was built without its CUDA kernels ({toolkit_missing or 'see FASTGRAM_EXT_CUDA'})"
+        # Without a CUDA toolkit there is nothing to require.
+        required = required and toolkit_missing is None
     if reason is not None:
-        if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
+        if required:
             pytest.fail(f"extension required but unavailable on CUDA: {reason}")
         pytest.skip(reason)
 
