@@ -224,6 +224,19 @@ def tile_ptrs(ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.constexpr):
 
 
 @triton.jit
+def reversed_program():
+    """(program_id(0), program_id(1)) walked from the end of the grid.
+
+    The second pass of the split path re-reads what the first pass read.
+    Blocks start roughly in grid order, so walking the second grid backwards
+    re-reads the most recently read chunks first, while they are likeliest
+    still in L2."""
+    pid = tl.num_programs(0) - 1 - tl.program_id(0)
+    s = tl.num_programs(1) - 1 - tl.program_id(1)
+    return pid, s
+
+
+@triton.jit
 def chunk_stats(
     x_ptr, b, c, c_mask, lo, hi, W, s_b, s_c, s_h, s_w,
     ACC: tl.constexpr, SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,

@@ -32,7 +32,7 @@ import triton.language as tl
 
 from . import _norm_common as common
 from . import instance_norm
-from ._norm_common import chunk_stats, merge_partials, tile_ptrs
+from ._norm_common import chunk_stats, merge_partials, reversed_program, tile_ptrs
 
 
 @triton.jit
@@ -93,8 +93,7 @@ def _fwd_kernel(
 ):
     """Grid (B * C-blocks, SPLIT_C): normalise, restyle and blend content."""
     ACC: tl.constexpr = s_pmean_ptr.dtype.element_ty
-    pid = tl.program_id(0)
-    s = tl.program_id(1)
+    pid, s = reversed_program()
     c_blocks = tl.cdiv(C, BLOCK_C)
     b = pid // c_blocks
     c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)

@@ -36,7 +36,7 @@ import triton
 import triton.language as tl
 
 from . import _norm_common as common
-from ._norm_common import chunk_stats, merge_partials, row_param, tile_ptrs
+from ._norm_common import chunk_stats, merge_partials, reversed_program, row_param, tile_ptrs
 
 # Activation codes of the registered op (the schema carries an int).
 ACT_NONE, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2
@@ -130,8 +130,7 @@ def _fwd_apply_kernel(
 ):
     """Grid (B * C-blocks, SPLIT): merge the row statistics, normalise one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
-    pid = tl.program_id(0)
-    s = tl.program_id(1)
+    pid, s = reversed_program()
     c_blocks = tl.cdiv(C, BLOCK_C)
     b = pid // c_blocks
     c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -272,8 +271,7 @@ def _bwd_apply_kernel(
 ):
     """Grid (B * C-blocks, SPLIT): sum the chunk S1/S2, write dx for one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
-    pid = tl.program_id(0)
-    s = tl.program_id(1)
+    pid, s = reversed_program()
     c_blocks = tl.cdiv(C, BLOCK_C)
     b = pid // c_blocks
     c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
