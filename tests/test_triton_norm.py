@@ -63,8 +63,7 @@ def _double(t):
     return None if t is None else t.detach().to(torch.float64)
 
 
-def _compare(fn_kernel, fn_ref, tensors, dtype, view=lambda t: t, grad=None, names=None,
-             grad_like=None):
+def _compare(fn_kernel, fn_ref, tensors, dtype, view=lambda t: t, grad=None, names=None):
     """Forward and all gradients of the kernel op against float64 reference."""
     gen = torch.Generator().manual_seed(7)
     probe = fn_ref(view(_double(tensors[0])), *[_double(t) for t in tensors[1:]])
@@ -500,7 +499,8 @@ def test_compile_fullgraph(device, op):
     assert explain.graph_break_count == 0, explain.break_reasons
     assert explain.graph_count == 1
     torch._dynamo.reset()
-    compiled = torch.compile(fn, fullgraph=True, backend="inductor" if device == "cuda" else "eager")
+    backend = "inductor" if device == "cuda" else "eager"
+    compiled = torch.compile(fn, fullgraph=True, backend=backend)
     _compare(compiled, ref, tensors, torch.float32)
     torch._dynamo.reset()
 
