@@ -25,8 +25,8 @@ Importing this module registers ``instance_norm`` and ``adain`` as the
 ``triton`` backend of :mod:`fastgram.dispatch`.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the op schemas are inferred from
+# the annotations, and older torch releases want them as real types.
 from typing import Optional
 
 import torch
