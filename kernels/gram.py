@@ -658,8 +658,14 @@ def _launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -
         A_MODE=a_mode, HAS_GRAD_SCALE=grad_scale is not None, BLOCK_M=plan.block_m,
         BLOCK_N=plan.block_n, BLOCK_J=plan.block_j, PRECISION=dot.precision,
         USE_DOT=dot.use_dot, UPCAST=dot.upcast, FP64=dot.fp64,
-        num_warps=plan.num_warps, num_stages=plan.num_stages,
+        num_warps=plan.num_warps, num_stages=backward_stages(plan, a_mode),
     )
+
+
+def backward_stages(plan: BackwardPlan, a_mode: int) -> int:
+    """Pipeline depth of the backward kernel: G and both target tiles staged
+    per step (target gradients, rare) would fill shared memory at 3 stages."""
+    return min(plan.num_stages, 2) if a_mode == A_GRAM_MINUS_TARGET else plan.num_stages
 
 
 def gram_backward(grad: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -10,6 +10,9 @@ a kernel does not write fails the comparison.
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -569,3 +572,113 @@ def test_triton_gram_compiles_fullgraph(gen):
     assert_close(out, ref, RTOL[torch.float32], "compiled loss")
     for g, f in zip(grads, feats):
         assert_close(g, f.grad, RTOL[torch.float32], "compiled gradient")
+
+
+# --------------------------------------------------------------------------
+# Compiled (not interpreted) kernels, checked without a GPU: every launch
+# configuration the planners pick for the VGG19 benchmark shapes is compiled
+# for sm_90 (H100) with the ptxas Triton ships, and must fit the shared memory
+# a block can have there. This catches what the interpreter lets through
+# (type errors, constexpr misuse, oversized pipelines).
+
+SM90_SHARED_BYTES = 232448  # 227 KiB: the per-block opt-in maximum on sm_90
+_TL = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32",
+       torch.float64: "fp64"}
+
+
+def _sm90_configs():
+    """(kernel, argument types, constexprs, num_warps, num_stages, label) of
+    every distinct launch the planners choose for VGG19 relu1_1..relu5_1 at
+    256^2 and 512^2, batch 1 and 8, in every dtype and fp32 precision."""
+    cuda = torch.device("cuda")
+    scalars = {name: "fp32" for name in ("scale_hi", "scale_lo", "coef_hi", "coef_lo")}
+    for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
+        fp64 = dtype == torch.float64
+        feat, acc = "*" + _TL[dtype], "*fp64" if fp64 else "*fp32"
+        direction_out = "*" + _TL[gram.saved_dtype(dtype, False)]
+        for precision in ("ieee", "tf32") if dtype == torch.float32 else ("tf32",):
+            dot = dict(PRECISION=precision, USE_DOT=not fp64, UPCAST=False, FP64=fp64)
+            for size in (256, 512):
+                for batch in (1, 8):
+                    for i, channels in enumerate((64, 128, 256, 512, 512)):
+                        n = (size >> i) ** 2
+                        yield from _sm90_layer(cuda, dtype, batch, channels, n, feat, acc,
+                                               direction_out, dot, scalars)
+
+
+def _sm90_layer(cuda, dtype, batch, channels, n, feat, acc, direction_out, dot, scalars):
+    label = f"{_TL[dtype]} {dot['PRECISION']} B={batch} C={channels} N={n}"
+    p = gram.plan_forward(batch, channels, n, dtype, cuda)
+    fwd = dict(dot, BLOCK_C=p.block_c, BLOCK_K=p.block_k, SINGLE_TILE=p.tiles == 1)
+    types = dict(scalars, f_ptr=feat, t_ptr="*fp32", loss_ptr=acc)
+    # (FUSE_LOSS, STORE_DIRECTION, output): Gram, loss keeping 2G-T-T^T, loss keeping G
+    finishes = [(False, False, feat), (True, True, direction_out), (True, False, acc)]
+    if p.split == 1:
+        for fuse, direction, out in finishes:
+            yield (gram._gram_forward_kernel, dict(types, out_ptr=out),
+                   dict(fwd, WRITE_PARTIAL=False, FUSE_LOSS=fuse, STORE_DIRECTION=direction),
+                   p.num_warps, p.num_stages, f"forward {label}")
+    else:
+        yield (gram._gram_forward_kernel, dict(types, out_ptr=acc),
+               dict(fwd, WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False),
+               p.num_warps, p.num_stages, f"forward split={p.split} {label}")
+        for fuse, direction, out in finishes:
+            yield (gram._gram_split_reduce_kernel,
+                   dict(scalars, ws_ptr=acc, out_ptr=out, t_ptr="*fp32", loss_ptr=acc),
+                   dict(FUSE_LOSS=fuse, STORE_DIRECTION=direction, BLOCK_C=p.finish_block,
+                        FP64=dot["FP64"]),
+                   4 if p.finish_block <= 32 else p.num_warps, 3, f"split reduce {label}")
+    q = gram.plan_backward(channels, n, dtype, cuda)
+    for mode, a in [(gram.A_SUM_TRANSPOSE, feat), (gram.A_AS_IS, direction_out),
+                    (gram.A_GRAM_MINUS_TARGET, acc)]:
+        yield (gram._gram_backward_kernel,
+               dict(a_ptr=a, t_ptr="*fp32", f_ptr=feat, df_ptr=feat, g_ptr="*fp32",
+                    coef_hi="fp32", coef_lo="fp32"),
+               dict(dot, A_MODE=mode, HAS_GRAD_SCALE=mode != gram.A_SUM_TRANSPOSE,
+                    BLOCK_M=q.block_m, BLOCK_N=q.block_n, BLOCK_J=q.block_j),
+               q.num_warps, gram.backward_stages(q, mode), f"backward mode={mode} {label}")
+
+
+def _compile_for_sm90_main() -> int:
+    """Run in a process without TRITON_INTERPRET; returns the failure count."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    assert not gram.INTERPRETED
+    gram._sm_count = lambda device: 132  # an H100's SMs, for the split-K plans
+    target = GPUTarget("cuda", 90, 32)
+    seen, failures = set(), 0
+    for fn, types, consts, warps, stages, label in _sm90_configs():
+        names = fn.arg_names
+        signature = {n: "constexpr" if n in consts else types.get(n, "i32") for n in names}
+        key = (fn.__name__, tuple(signature.values()), tuple(sorted(consts.items())),
+               warps, stages)
+        if key in seen:
+            continue
+        seen.add(key)
+        source = ASTSource(fn, signature,
+                           constexprs={(names.index(k),): v for k, v in consts.items()})
+        try:
+            compiled = triton.compile(source, target=target,
+                                      options={"num_warps": warps, "num_stages": stages})
+        except Exception as exc:  # report every failing configuration, then fail
+            failures += 1
+            print(f"FAILED to compile {label}: {type(exc).__name__}: {exc}"[:3000])
+            continue
+        if compiled.metadata.shared > SM90_SHARED_BYTES:
+            failures += 1
+            print(f"{label}: {compiled.metadata.shared} bytes of shared memory")
+    print(f"{len(seen)} configurations compiled for sm_90, {failures} failed")
+    return failures
+
+
+def test_triton_gram_kernels_compile_for_sm90():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys; sys.path.insert(0, {tests_dir!r}); import test_triton_gram as t; "
+            "sys.exit(t._compile_for_sm90_main())")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    assert "configurations compiled for sm_90, 0 failed" in proc.stdout
