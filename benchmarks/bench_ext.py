@@ -12,7 +12,8 @@ Providers:
 * ``ext``: the extension as fastgram uses it (forward saves R = sG - T);
 * ``ext-recompute``: the same kernels with the backward recomputing the Gram
   instead of reading the saved residuals, the alternative design; its ratio
-  to ``ext`` is the measured reason for saving (B*C^2 values per layer).
+  to ``ext`` is the measured reason for saving (B*C^2 values per layer);
+* ``compile``: torch.compile of the eager formulation (CUDA only).
 
 ``extra_info`` carries median_ms, eager_ms and speedup_vs_eager (both
 measured in this run), and GB/s against the 3|F| floor (read F forward, read
@@ -32,7 +33,8 @@ DEVICE = harness.devices()[0]
 CUDA = harness.on_cuda(DEVICE)
 VGG_CHANNELS = (64, 128, 256, 512, 512)
 CASES = [(4, 256), (4, 512)] if CUDA else [(4, 256), (1, 64)]
-PROVIDERS = ("eager", "ext", "ext-recompute")
+# torch.compile compiles in seconds on CUDA, in minutes (C++ codegen) on the CPU.
+PROVIDERS = ("eager", "ext", "ext-recompute") + (("compile",) if CUDA else ())
 
 pytestmark = pytest.mark.skipif(
     _ext.load_error() is not None, reason="the extension is not available here"
@@ -51,13 +53,18 @@ def make_case(batch: int, size: int):
     return features, targets, [1.0] * len(features), scales
 
 
-def eager_step(features, targets, weights, scales):
-    fs = [f.detach().requires_grad_() for f in features]
+def eager_loss(fs, targets, weights, scales):
     loss = 0.0
     for f, t, w, s in zip(fs, targets, weights, scales):
         flat = f.flatten(2)
         gram = torch.bmm(flat, flat.transpose(1, 2)) * s
         loss = loss + w * F.mse_loss(gram, t.expand_as(gram))
+    return loss
+
+
+def eager_step(features, targets, weights, scales):
+    fs = [f.detach().requires_grad_() for f in features]
+    loss = eager_loss(fs, targets, weights, scales)
     loss.backward()
     return loss
 
@@ -80,7 +87,22 @@ def ext_recompute_step(features, targets, weights, scales):
     return loss
 
 
-STEPS = {"eager": eager_step, "ext": ext_step, "ext-recompute": ext_recompute_step}
+_compiled_loss = torch.compile(eager_loss)
+
+
+def compile_step(features, targets, weights, scales):
+    fs = [f.detach().requires_grad_() for f in features]
+    loss = _compiled_loss(fs, targets, weights, scales)
+    loss.backward()
+    return loss
+
+
+STEPS = {
+    "eager": eager_step,
+    "ext": ext_step,
+    "ext-recompute": ext_recompute_step,
+    "compile": compile_step,
+}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
