@@ -309,6 +309,38 @@ def _bwd_apply_kernel(
                  dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _param_grad_kernel(
+    s1_ptr, s2_ptr, dw_ptr, db_ptr, B, C,
+    HAS_W: tl.constexpr, W_PER_SAMPLE: tl.constexpr,
+    HAS_B: tl.constexpr, B_PER_SAMPLE: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Grid (B or 1, C-blocks): weight gradient from S2 and bias gradient from
+    S1, summed over the batch for (C,) parameters (in a fixed order, so the
+    result is deterministic), cast to the parameters' dtype."""
+    b = tl.program_id(0)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < C
+    if HAS_W:
+        if W_PER_SAMPLE:
+            g = tl.load(s2_ptr + b * C + c, mask=c_mask, other=0.0)
+            tl.store(dw_ptr + b * C + c, g.to(dw_ptr.dtype.element_ty), mask=c_mask)
+        elif b == 0:
+            g = tl.load(s2_ptr + c, mask=c_mask, other=0.0)
+            for i in range(1, B):
+                g += tl.load(s2_ptr + i * C + c, mask=c_mask, other=0.0)
+            tl.store(dw_ptr + c, g.to(dw_ptr.dtype.element_ty), mask=c_mask)
+    if HAS_B:
+        if B_PER_SAMPLE:
+            g = tl.load(s1_ptr + b * C + c, mask=c_mask, other=0.0)
+            tl.store(db_ptr + b * C + c, g.to(db_ptr.dtype.element_ty), mask=c_mask)
+        elif b == 0:
+            g = tl.load(s1_ptr + c, mask=c_mask, other=0.0)
+            for i in range(1, B):
+                g += tl.load(s1_ptr + i * C + c, mask=c_mask, other=0.0)
+            tl.store(db_ptr + c, g.to(db_ptr.dtype.element_ty), mask=c_mask)
+
+
 # --------------------------------------------------------------------------
 # launchers
 
@@ -471,3 +503,30 @@ def backward(
         BLOCK_C=block_c, BLOCK_N=block_n, num_warps=warps,
     )
     return dx, s1, s2
+
+
+def param_grads(
+    s1: torch.Tensor,
+    s2: torch.Tensor,
+    weight: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor],
+) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Weight and bias gradients (shapes and dtypes of the parameters; None
+    for an absent one) from the per-row sums of :func:`backward`, in one
+    launch."""
+    if weight is None and bias is None:
+        return None, None
+    B, C = s1.shape
+    grad_w = None if weight is None else common.new_output(s1, tuple(weight.shape), weight.dtype)
+    grad_b = None if bias is None else common.new_output(s1, tuple(bias.shape), bias.dtype)
+    w_per_sample = weight is not None and weight.dim() == 2
+    b_per_sample = bias is not None and bias.dim() == 2
+    block_c = min(triton.next_power_of_2(C), 1024)
+    common.launch(
+        _param_grad_kernel, (B if w_per_sample or b_per_sample else 1, triton.cdiv(C, block_c)),
+        s1, s2, s1 if grad_w is None else grad_w, s1 if grad_b is None else grad_b, B, C,
+        HAS_W=weight is not None, W_PER_SAMPLE=w_per_sample,
+        HAS_B=bias is not None, B_PER_SAMPLE=b_per_sample,
+        BLOCK_C=block_c, num_warps=4,
+    )
+    return grad_w, grad_b

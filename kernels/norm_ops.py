@@ -9,8 +9,8 @@ Inductor can call directly. Ops (namespace ``fastgram``, prefixed
 * ``triton_instance_norm(x, weight?, bias?, eps, activation, negative_slope)
   -> (y, mean, rstd)``; activation is 0 (none), 1 (relu), 2 (leaky_relu).
 * ``triton_instance_norm_backward(grad_y, x, weight?, bias?, mean, rstd,
-  activation, negative_slope) -> (grad_x, s1, s2)`` with per-row sums s1, s2
-  (the per-sample bias and weight gradients).
+  activation, negative_slope) -> (grad_x, grad_weight, grad_bias)``; a
+  gradient of an absent parameter is an empty tensor.
 * ``triton_adain(content, style, eps, alpha) -> (out, c_mean, c_rstd,
   s_mean, s_sigma)``.
 * ``triton_adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean,
@@ -66,7 +66,17 @@ def triton_instance_norm_backward(
     activation: int,
     negative_slope: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    return in_kernels.backward(grad_y, x, weight, bias, mean, rstd, activation, negative_slope)
+    grad_x, s1, s2 = in_kernels.backward(
+        grad_y, x, weight, bias, mean, rstd, activation, negative_slope
+    )
+    grad_w, grad_b = in_kernels.param_grads(s1, s2, weight, bias)
+    # the schema has no optional outputs: an absent parameter's gradient is
+    # empty (a fresh tensor each: outputs may not alias one another)
+    if grad_w is None:
+        grad_w = x.new_empty(0)
+    if grad_b is None:
+        grad_b = x.new_empty(0)
+    return grad_x, grad_w, grad_b
 
 
 def _in_setup_context(ctx, inputs, output):
@@ -78,24 +88,18 @@ def _in_setup_context(ctx, inputs, output):
     ctx.mark_non_differentiable(mean, rstd)
 
 
-def _param_grad(row_sums: Tensor, param: Tensor) -> Tensor:
-    """Per-row sums (B, C) -> gradient of a (C,) or (B, C) parameter."""
-    grad = row_sums.sum(0) if param.dim() == 1 else row_sums
-    return grad.to(param.dtype)
-
-
 def _in_backward(ctx, grad_y, _grad_mean, _grad_rstd):
     x, weight, bias, mean, rstd = ctx.saved_tensors
     if grad_y is None:
         return None, None, None, None, None, None
-    grad_x, s1, s2 = torch.ops.fastgram.triton_instance_norm_backward(
+    grad_x, grad_w, grad_b = torch.ops.fastgram.triton_instance_norm_backward(
         grad_y, x, weight, bias, mean, rstd, ctx.activation, ctx.negative_slope
     )
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     return (
         grad_x if need_x else None,
-        _param_grad(s2, weight) if need_w else None,
-        _param_grad(s1, bias) if need_b else None,
+        grad_w if need_w else None,
+        grad_b if need_b else None,
         None,
         None,
         None,

@@ -136,14 +136,16 @@ def test_instance_norm_split_path(device, shape, dtype):
 
 
 @pytest.mark.parametrize("path", ["fused", "split"])
-@pytest.mark.parametrize("affine", [None, "C", "BC", "weight only", "bias only"])
+@pytest.mark.parametrize("affine", [None, "C", "BC", "weight only", "bias only", "mixed"])
 def test_instance_norm_affine_forms(device, affine, path):
-    form = "C" if affine in ("weight only", "bias only") else affine
+    form = "C" if affine in ("weight only", "bias only", "mixed") else affine
     x, w, b = _in_inputs((2, 3, 9, 11), torch.float32, device, form)
     if affine == "weight only":
         b = None
     if affine == "bias only":
         w = None
+    if affine == "mixed":  # shared weight, per-sample bias
+        b = randn(2, 3, gen=torch.Generator().manual_seed(16), device=device)
     with _norm_common.override(**(SPLIT if path == "split" else {})):
         _compare(_in_kernel(), _in_ref(), [x, w, b], torch.float32,
                  names=["grad x", "grad weight", "grad bias"])

@@ -53,7 +53,9 @@ def _compile_all() -> int:
         style = torch.randn((1,) + tuple(shape[1:])).to(dtype)
         with common.override(**config):
             y, mean, rstd = instance_norm.forward(x, w, b, 1e-5, instance_norm.ACT_LEAKY_RELU, 0.1)
-            instance_norm.backward(y, x, w, b, mean, rstd, instance_norm.ACT_LEAKY_RELU, 0.1)
+            _, s1, s2 = instance_norm.backward(y, x, w, b, mean, rstd,
+                                               instance_norm.ACT_LEAKY_RELU, 0.1)
+            instance_norm.param_grads(s1, s2, w, b)
             out, *stats = adain.forward(x, style, 1e-5, 0.5)
             adain.backward(out, x, style, *stats, 0.5, True, True)
 
