@@ -591,6 +591,32 @@ def _target_strides(t: Optional[torch.Tensor]) -> tuple:
 # launchers
 
 
+def _launch(kernel, grid, *args, **kwargs) -> None:
+    """Launch through ``wrap_triton`` (so torch.compile traces the kernel) on
+    the tensors' own CUDA device (Triton launches on the current one).
+
+    Fake tensors (torch.compile, opcheck) carry no data: a compiled kernel is
+    only recorded for them, but the interpreter would try to run it, so under
+    the interpreter the launch is skipped, and the outputs' metadata is all
+    that fake mode needs."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if INTERPRETED and any(torch._subclasses.fake_tensor.is_fake(t) for t in tensors):
+        if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
+            # a graph is being recorded (AOT autograd, make_fx): without the
+            # kernel it would compute nothing, so refuse rather than mislead
+            raise RuntimeError(
+                "torch.compile cannot trace interpreted Triton kernels into a graph: "
+                "compile on a CUDA device, or use backend='eager' under TRITON_INTERPRET=1"
+            )
+        return
+    device = tensors[0].device
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            wrap_triton(kernel)[grid](*args, **kwargs)
+    else:
+        wrap_triton(kernel)[grid](*args, **kwargs)
+
+
 def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
                     loss_parts=None, loss_offset=0, coef=0.0, store_direction=False) -> None:
     """One layer: G (B, C, C) into ``out``; with ``target`` also its loss
@@ -607,7 +633,8 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
     common = dict(BLOCK_C=plan.block_c, FP64=dot.fp64, num_warps=plan.num_warps)
     finish = dict(FUSE_LOSS=fuse, STORE_DIRECTION=fuse and store_direction)
     if plan.split == 1:
-        wrap_triton(_gram_forward_kernel)[(plan.pairs, 1, batch)](
+        _launch(
+            _gram_forward_kernel, (plan.pairs, 1, batch),
             f, *strides, out, 0, *out.stride(), t_arg, *t_strides, l_arg, loss_offset,
             channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
             WRITE_PARTIAL=False, BLOCK_K=plan.block_k, PRECISION=dot.precision,
@@ -617,7 +644,8 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
         )
         return
     ws = _empty((plan.split, batch, channels, channels), accumulation_dtype(f.dtype), f.device)
-    wrap_triton(_gram_forward_kernel)[(plan.pairs, plan.split, batch)](
+    _launch(
+        _gram_forward_kernel, (plan.pairs, plan.split, batch),
         f, *strides, ws, *ws.stride(), ws, 0, 0, 0, ws, 0,
         channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
         WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False, BLOCK_K=plan.block_k,
@@ -626,7 +654,8 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
     )
     # Finer tiles than the product's: every one lies inside an upper product
     # tile (finish_block divides block_c), so it reads only written partials.
-    wrap_triton(_gram_split_reduce_kernel)[(plan.finish_pairs, batch)](
+    _launch(
+        _gram_split_reduce_kernel, (plan.finish_pairs, batch),
         ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
         l_arg, loss_offset, channels, scale_hi, scale_lo, coef_hi, coef_lo,
         BLOCK_C=plan.finish_block, FP64=dot.fp64,
@@ -651,7 +680,8 @@ def _launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -
     _, d_strides = as_bcn(df)
     coef_hi, coef_lo = _split_float(coef, "scale")
     grid = (triton.cdiv(channels, plan.block_m), triton.cdiv(n, plan.block_n), batch)
-    wrap_triton(_gram_backward_kernel)[grid](
+    _launch(
+        _gram_backward_kernel, grid,
         a, *a.stride(), target if target is not None else a, *_target_strides(target),
         f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a,
         channels, n, coef_hi, coef_lo,

@@ -487,11 +487,11 @@ def test_triton_gram_direct_op_calls_validate(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_triton_gram_opcheck_schema_and_autograd(device, gen):
-    # the fake-tensor and AOT parts of opcheck need real kernels (CUDA test below)
+def test_triton_gram_opcheck_schema_autograd_fake(device, gen):
+    # opcheck's AOT part records the kernels into a graph: CUDA only (below)
     x = randn(2, 4, 5, gen=gen, device=device, requires_grad=True)
     t = randn(4, 4, gen=gen, device=device)
-    utils = ("test_schema", "test_autograd_registration")
+    utils = ("test_schema", "test_autograd_registration", "test_faketensor")
     cases = [
         (torch.ops.fastgram.triton_gram, (x, 0.3)),
         (torch.ops.fastgram.triton_style_loss, ([x], [t], [0.5], [0.1], False)),
@@ -501,6 +501,36 @@ def test_triton_gram_opcheck_schema_and_autograd(device, gen):
     for op, args in cases:
         result = torch.library.opcheck(op, args, test_utils=utils)
         assert all(v == "SUCCESS" for v in result.values()), result
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_triton_gram_dynamo_fullgraph_without_breaks(device, gen):
+    # Dynamo captures the custom ops and their autograd in one graph (run by
+    # the eager backend here; Inductor compiles the kernels in the CUDA test)
+    torch._dynamo.reset()
+    x = randn(2, 4, 3, 5, gen=gen, device=device, requires_grad=True)
+    t = randn(4, 4, gen=gen, device=device)
+
+    def step(a):
+        return _triton_gram(a).sum() + _triton_style_loss([a], [t], [0.7])
+
+    explained = torch._dynamo.explain(step)(x)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+    out = torch.compile(step, fullgraph=True, backend="eager")(x)
+    out.backward()
+    grad = x.grad.clone()
+    x.grad = None
+    ref = step(x)
+    ref.backward()
+    assert torch.equal(out, ref) and torch.equal(grad, x.grad)
+
+
+@pytest.mark.skipif(not gram.INTERPRETED, reason="only the interpreter cannot record kernels")
+def test_triton_gram_interpreter_refuses_graph_capture(gen):
+    torch._dynamo.reset()
+    x = randn(2, 3, 4, gen=gen, requires_grad=True)
+    with pytest.raises(Exception, match="cannot trace interpreted Triton kernels"):
+        torch.compile(_triton_gram, fullgraph=True, backend="aot_eager")(x)
 
 
 def test_triton_gram_fp32_precision_follows_pytorch():
@@ -517,8 +547,8 @@ def test_triton_gram_fp32_precision_follows_pytorch():
 
 
 # --------------------------------------------------------------------------
-# CUDA only: tf32 rounding, opcheck and torch.compile (under the interpreter
-# fake tensors carry no data for the kernels to read).
+# CUDA only: tf32 rounding, the full opcheck and torch.compile with Inductor
+# (interpreted kernels cannot be recorded into a graph).
 
 def needs_cuda(why):
     return pytest.mark.skipif(not CUDA, reason=f"needs a CUDA device: {why}")
@@ -538,7 +568,7 @@ def test_triton_gram_tf32_when_allowed(gen):
     assert torch.equal(g, g.transpose(1, 2))
 
 
-@needs_cuda("fake tensors carry no data for interpreted kernels")
+@needs_cuda("interpreted kernels cannot be recorded into a graph")
 def test_triton_gram_opcheck(gen):
     x = randn(2, 6, 40, gen=gen, device="cuda", requires_grad=True)
     t = randn(6, 6, gen=gen, device="cuda")
@@ -548,7 +578,7 @@ def test_triton_gram_opcheck(gen):
                               ([x], [t], [0.5], [0.25], keep_gram))
 
 
-@needs_cuda("fake tensors carry no data for interpreted kernels")
+@needs_cuda("interpreted kernels cannot be recorded into a graph")
 def test_triton_gram_compiles_fullgraph(gen):
     torch._dynamo.reset()
     feats = [randn(2, 8, 6, 6, gen=gen, device="cuda", requires_grad=True),
