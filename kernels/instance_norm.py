@@ -26,7 +26,8 @@ reads x and dy again to write dx.
 
 Tuning (``config.fused_max_n`` = 16384, 4096-element tiles, 16 warps at
 most) was chosen from register counts of the sm_90 build (no spills at the
-largest fused row), not from GPU timings: none could be measured yet.
+largest fused float32 or bfloat16 row), not from GPU timings: none could
+be measured yet.
 
 The backward kernels also serve AdaIN (:mod:`.adain`): there the output is
 blended, ``y = alpha * z + (1 - alpha) * x`` (``BLEND``), which adds
