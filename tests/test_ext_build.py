@@ -30,7 +30,8 @@ def ext_available():
 
 def run_python(code: str, env_extra: dict, timeout: float = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    for key in ("FASTGRAM_REQUIRE_EXT", "FASTGRAM_EXT_CSRC", "FASTGRAM_EXT_CACHE"):
+    # The cache is inherited (the subprocess finds what this session built).
+    for key in ("FASTGRAM_REQUIRE_EXT", "FASTGRAM_EXT_CSRC"):
         env.pop(key, None)
     env.update(env_extra)
     env.setdefault("OMP_NUM_THREADS", "1")
