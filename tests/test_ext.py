@@ -362,3 +362,27 @@ def test_tiny_cpu_problems_go_to_the_reference(gen):
     big = randn(2, 64, 16, 16, gen=gen, requires_grad=True)
     gram = _ext_ops.gram_matrix(big, 1.0)
     assert "fastgram_ext_gram" in type(gram.grad_fn).__name__
+
+
+def test_long_rows_and_mixed_target_dtype(gen):
+    # H*W >= 2^16 with B*C small, float64 targets for float32 features.
+    f = randn(1, 2, 65536 + 3, gen=gen, requires_grad=True)
+    t = randn(2, 2, dtype=torch.float64, gen=gen, requires_grad=True)
+    s = 1.0 / (2 * (65536 + 3))
+    loss = ops().ext_style_loss_forward([f], [t], [1.0], [s])[0]
+    ref_loss, ref_f, ref_t = ref_loss_and_grads([f], [t], [1.0], [s])
+    assert loss.dtype == torch.float32
+    assert_close(loss, ref_loss, RTOL[torch.float32], "loss")
+    loss.backward()
+    assert_close(f.grad, ref_f[0], RTOL[torch.float32], "grad features")
+    assert t.grad.dtype == torch.float64
+    assert_close(t.grad, ref_t[0], RTOL[torch.float32], "grad targets")
+
+
+def test_nan_in_gives_nan_out(gen):
+    f = randn(2, 100, 40, gen=gen)
+    f[1, 7, 3] = float("nan")
+    gram = ops().ext_gram_forward(f, 1.0)
+    assert torch.isnan(gram[1, 7]).all() and torch.isfinite(gram[0]).all()
+    loss = ops().ext_style_loss_forward([f], [torch.zeros(100, 100)], [1.0], [1.0])[0]
+    assert torch.isnan(loss)
