@@ -386,3 +386,37 @@ def test_nan_in_gives_nan_out(gen):
     assert torch.isnan(gram[1, 7]).all() and torch.isfinite(gram[0]).all()
     loss = ops().ext_style_loss_forward([f], [torch.zeros(100, 100)], [1.0], [1.0])[0]
     assert torch.isnan(loss)
+
+
+@pytest.fixture
+def poisoned_allocations():
+    """Fresh tensors (at::empty in the kernels too) come filled with NaN, so
+    an output element a kernel forgot to write fails the comparison."""
+    import torch.utils.deterministic
+
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        assert torch.isnan(torch.empty(4)).all()
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[1]
+
+
+@pytest.mark.parametrize("channels", [1, 65, 130, 300])
+def test_every_output_element_is_written(channels, gen, poisoned_allocations):
+    f = randn(2, channels, 6, 7, gen=gen)
+    f_cl = f.contiguous(memory_format=torch.channels_last)
+    t = randn(2, channels, channels, gen=gen) * 0.1
+    s = 1.0 / f[0].numel()
+    for x in (f, f_cl):
+        assert_close(ops().ext_gram_forward(x, s), ref_gram(x, s), RTOL[torch.float32], "gram")
+        loss, (r,) = ops().ext_style_loss_forward([x], [t], [1.0], [s])
+        assert_close(r, reference.gram_matrix(f.double(), s) - t.double(), RTOL[torch.float32])
+        (g,) = ops().ext_style_loss_backward(torch.tensor(1.0), [x], [r], [1.0], [s])
+        _, ref_f, _ = ref_loss_and_grads([f], [t], [1.0], [s])
+        assert_close(g, ref_f[0], RTOL[torch.float32], "grad")
+        dg = ops().ext_gram_backward(r, x, s)
+        assert torch.isfinite(dg).all()
