@@ -18,8 +18,14 @@ Inductor can call directly. Ops (namespace ``fastgram``, prefixed
   an empty tensor when ``need_style`` is false.
 
 The statistics outputs are what backward needs (per-row mean and rstd, never
-a normalised copy of the input) and are not differentiable. Double backward
-is not supported.
+a normalised copy of the input) and are not differentiable.
+
+Double backward (``create_graph=True``, as gradient penalties such as R1
+need): the backward kernels have no derivative of their own, so a backward
+pass that must itself be differentiable computes the gradients by
+differentiating the reference formula (:mod:`fastgram.ops.reference`) on the
+saved inputs instead. Such passes run at reference speed; ordinary backward
+passes, and compiled ones, use the kernels.
 
 Importing this module registers ``instance_norm`` and ``adain`` as the
 ``triton`` backend of :mod:`fastgram.dispatch`.
@@ -34,6 +40,7 @@ from torch import Tensor
 from torch.library import triton_op
 
 from fastgram import dispatch
+from fastgram.ops import reference
 
 from . import _norm_common as common
 from . import adain as adain_kernels
@@ -79,10 +86,24 @@ def triton_instance_norm_backward(
     return grad_x, grad_w, grad_b
 
 
+def _differentiable_grads(fn, inputs, needs, grad_out):
+    """Gradients of ``fn(*inputs)`` that can themselves be differentiated
+    (the backward of a ``create_graph=True`` pass); None where not needed."""
+    wanted = [t for t, need in zip(inputs, needs) if need]
+    with torch.enable_grad():
+        out = fn(*inputs)
+        grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True))
+    return [next(grads) if need else None for need in needs]
+
+
+_ACTIVATION_NAMES = {code: name for name, code in in_kernels.ACTIVATION_CODES.items()}
+
+
 def _in_setup_context(ctx, inputs, output):
-    x, weight, bias, _eps, activation, negative_slope = inputs
+    x, weight, bias, eps, activation, negative_slope = inputs
     _y, mean, rstd = output
     ctx.save_for_backward(x, weight, bias, mean, rstd)
+    ctx.eps = eps
     ctx.activation = activation
     ctx.negative_slope = negative_slope
     ctx.mark_non_differentiable(mean, rstd)
@@ -92,10 +113,20 @@ def _in_backward(ctx, grad_y, _grad_mean, _grad_rstd):
     x, weight, bias, mean, rstd = ctx.saved_tensors
     if grad_y is None:
         return None, None, None, None, None, None
+    needs = ctx.needs_input_grad[:3]
+    if torch.is_grad_enabled():  # create_graph=True: see the module docstring
+        activation = _ACTIVATION_NAMES[ctx.activation]
+        grads = _differentiable_grads(
+            lambda x, w, b: reference.instance_norm(
+                x, w, b, ctx.eps, activation, ctx.negative_slope
+            ),
+            (x, weight, bias), needs, grad_y,
+        )
+        return (*grads, None, None, None)
     grad_x, grad_w, grad_b = torch.ops.fastgram.triton_instance_norm_backward(
         grad_y, x, weight, bias, mean, rstd, ctx.activation, ctx.negative_slope
     )
-    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    need_x, need_w, need_b = needs
     return (
         grad_x if need_x else None,
         grad_w if need_w else None,
@@ -141,9 +172,10 @@ def triton_adain_backward(
 
 
 def _adain_setup_context(ctx, inputs, output):
-    content, style, _eps, alpha = inputs
+    content, style, eps, alpha = inputs
     _out, c_mean, c_rstd, s_mean, s_sigma = output
     ctx.save_for_backward(content, style, c_mean, c_rstd, s_mean, s_sigma)
+    ctx.eps = eps
     ctx.alpha = alpha
     ctx.mark_non_differentiable(c_mean, c_rstd, s_mean, s_sigma)
 
@@ -153,6 +185,12 @@ def _adain_backward(ctx, grad_out, *_grad_stats):
     if grad_out is None:
         return None, None, None, None
     need_c, need_s = ctx.needs_input_grad[:2]
+    if torch.is_grad_enabled():  # create_graph=True: see the module docstring
+        grads = _differentiable_grads(
+            lambda c, s: reference.adain(c, s, ctx.eps, ctx.alpha),
+            (content, style), (need_c, need_s), grad_out,
+        )
+        return (*grads, None, None)
     grad_c, grad_s = torch.ops.fastgram.triton_adain_backward(
         grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, ctx.alpha, need_s
     )

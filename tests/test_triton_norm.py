@@ -384,6 +384,48 @@ def test_adain_gradcheck_float64(device, path):
 
 
 # --------------------------------------------------------------------------
+# double backward (gradient penalties)
+
+
+def _penalty_grads(fn, tensors, probe):
+    """Gradients of the R1-style penalty ||d<fn(...), probe>/d tensors[0]||^2."""
+    leaves = [_leaf(t) for t in tensors]
+    (g,) = torch.autograd.grad((fn(*leaves) * probe).sum(), leaves[0], create_graph=True)
+    g.square().sum().backward()
+    return [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("op", ["instance_norm", "adain"])
+def test_double_backward_matches_reference(device, op):
+    if op == "instance_norm":
+        tensors = _in_inputs((2, 3, 5, 6), torch.float32, device, "BC", seed=17)
+        fn = _in_kernel(activation="leaky_relu", slope=0.2)
+        ref = _in_ref(activation="leaky_relu", slope=0.2)
+    else:
+        tensors = _adain_inputs((2, 3, 5, 6), (1, 3, 4, 4), torch.float32, device, seed=18)
+        fn, ref = _adain_kernel(0.7), _adain_ref(0.7)
+    probe = randn(2, 3, 5, 6, gen=torch.Generator().manual_seed(19), device=device)
+    got = _penalty_grads(fn, tensors, probe)
+    want = _penalty_grads(ref, [_double(t) for t in tensors], _double(probe))
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, RTOL[torch.float32], f"penalty grad {i}")
+
+
+def test_only_create_graph_passes_leave_the_kernels(device, monkeypatch):
+    calls = []
+    kernel_backward = norm_ops.in_kernels.backward
+    monkeypatch.setattr(norm_ops.in_kernels, "backward",
+                        lambda *a, **k: calls.append(1) or kernel_backward(*a, **k))
+    x, w, b = _in_inputs((2, 3, 4, 4), torch.float32, device, "C")
+    x.requires_grad_(True)
+    fn = _in_kernel()
+    torch.autograd.grad(fn(x, w, b).square().sum(), x)
+    assert len(calls) == 1
+    torch.autograd.grad(fn(x, w, b).square().sum(), x, create_graph=True)
+    assert len(calls) == 1
+
+
+# --------------------------------------------------------------------------
 # poisoning actually detects unwritten elements
 
 
