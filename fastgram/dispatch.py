@@ -116,6 +116,7 @@ class Implementation:
 _lock = threading.Lock()
 _impls: dict[str, dict[str, Implementation]] = {}
 _probe_results: dict[str, Optional[str]] = {}
+_UNPROBED = object()
 _warned: set[tuple[str, str]] = set()
 _global_choice: Optional[str] = None
 _context_choice: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
@@ -201,15 +202,18 @@ def _load_backend_module(name: str) -> Optional[str]:
 
 
 def unavailable_reason(name: str) -> Optional[str]:
-    """``None`` if backend ``name`` can run here, else why it cannot (cached)."""
+    """``None`` if backend ``name`` can run here, else why it cannot (cached).
+
+    The cached read takes no lock (a dict read is atomic under the GIL), so
+    ``torch.compile`` can trace through it; two threads racing on the first
+    probe compute the same answer.
+    """
     _check_name(name, "backend", allow_auto=False)
     if name == "reference":
         return None
-    with _lock:
-        if name in _probe_results:
-            return _probe_results[name]
-    reason = _PROBES[name]() or _load_backend_module(name)
-    with _lock:
+    reason = _probe_results.get(name, _UNPROBED)
+    if reason is _UNPROBED:
+        reason = _PROBES[name]() or _load_backend_module(name)
         _probe_results[name] = reason
     return reason
 
@@ -299,11 +303,12 @@ def use_backend(name: str) -> Iterator[str]:
 
 
 def _warn_once(op: str, backend: str, reason: str, fallback: str) -> None:
+    # While torch.compile traces, the choice is baked into the graph and a
+    # warning cannot be traced; the eager call that precedes tracing warns.
     key = (op, backend)
-    with _lock:
-        if key in _warned:
-            return
-        _warned.add(key)
+    if key in _warned or torch.compiler.is_compiling():
+        return
+    _warned.add(key)
     warnings.warn(
         f"fastgram: {op} cannot use the {backend!r} backend ({reason}); "
         f"using {fallback} instead. Shown once per op and backend.",
