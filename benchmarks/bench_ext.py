@@ -134,7 +134,9 @@ def test_style_loss_fwd_bwd(benchmark, provider, batch, size):
         provider=provider,
         case=f"vgg19 relu1_1..relu5_1, {size}px, batch {batch}, float32",
     )
-    if provider != "eager" and (batch, size) == CASES[0]:
+    # Skipped in smoke runs (--benchmark-disable), which only check that the
+    # case runs.
+    if provider != "eager" and (batch, size) == CASES[0] and not benchmark.disabled:
         info["interleaved_speedup_vs_eager"] = interleaved_speedup(
             lambda: STEPS[provider](*args), lambda: eager_step(*args)
         )
