@@ -55,14 +55,25 @@ def _grad_like(features: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(features, memory_format=torch.contiguous_format)
 
 
+_devices: tuple = ()
+
+
 def devices_built() -> tuple:
-    """Device types the loaded library has kernels for."""
-    name = f"{NAMESPACE}::ext_style_loss_forward"
-    return tuple(
-        device
-        for device, key in (("cpu", "CPU"), ("cuda", "CUDA"))
-        if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
-    )
+    """Device types the loaded library has kernels for.
+
+    Asked of the dispatcher once and kept: the answer cannot change after
+    the load, and a plain tuple is something torch.compile can trace
+    (the dispatcher query is not).
+    """
+    global _devices
+    if not _devices:
+        name = f"{NAMESPACE}::ext_style_loss_forward"
+        _devices = tuple(
+            device
+            for device, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+            if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
+        )
+    return _devices
 
 
 # --------------------------------------------------------------------------
@@ -252,6 +263,7 @@ def register_all() -> None:
     global _registered
     if not _registered:
         _register_torch_library()
+        devices_built()
         _registered = True
     dispatch.register("gram_matrix", "ext", gram_matrix, supports=gram_matrix_supports)
     dispatch.register("style_loss", "ext", style_loss, supports=style_loss_supports)

@@ -420,3 +420,24 @@ def test_every_output_element_is_written(channels, gen, poisoned_allocations):
         assert_close(g, ref_f[0], RTOL[torch.float32], "grad")
         dg = ops().ext_gram_backward(r, x, s)
         assert torch.isfinite(dg).all()
+
+
+def test_public_ops_on_ext_compile_without_graph_breaks(gen):
+    import torch._dynamo
+
+    f = randn(2, 64, 16, 16, gen=gen, requires_grad=True)
+    t = randn(64, 64, gen=gen) * 1e-3
+
+    def fn(x):
+        loss = fastgram.ops.style_loss([x], [t], backend="ext")
+        return loss + fastgram.ops.gram_matrix(x, backend="ext").sum()
+
+    expected = fn(f)  # loads the backend outside of tracing
+    torch._dynamo.reset()
+    assert torch._dynamo.explain(fn)(f).graph_break_count == 0
+    out = torch.compile(fn, fullgraph=True, backend="aot_eager")(f)
+    assert_close(out, expected, 1e-6)
+    (grad,) = torch.autograd.grad(out, f)
+    (ref,) = torch.autograd.grad(expected, f)
+    assert_close(grad, ref, 1e-6)
+    torch._dynamo.reset()
