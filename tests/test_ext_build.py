@@ -213,3 +213,44 @@ def test_bad_arguments_raise_instead_of_crashing(ext_available):
     result = run_python(BAD_CALLS, {})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ALL RAISED 20" in result.stdout
+
+
+def setup_kwargs(monkeypatch, **env):
+    """The keyword arguments setup.py passes to setuptools.setup."""
+    import runpy
+
+    import setuptools
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    captured = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
+    runpy.run_path(str(ROOT / "setup.py"), run_name="__main__")
+    return captured
+
+
+def test_setup_builds_the_extension_ahead_of_time_unless_told_not_to(monkeypatch):
+    kwargs = setup_kwargs(monkeypatch, FASTGRAM_BUILD_EXT="1", FASTGRAM_EXT_CUDA="0")
+    (ext,) = kwargs["ext_modules"]
+    assert ext.name == "fastgram._C"
+    assert sorted(Path(s).name for s in ext.sources) == ["style_loss_cpu.cpp"]
+    assert "fastgram.kernels" in kwargs["packages"]
+    assert kwargs["package_dir"] == {"fastgram.kernels": "kernels"}
+    kwargs = setup_kwargs(monkeypatch, FASTGRAM_BUILD_EXT="0")
+    assert "ext_modules" not in kwargs and "fastgram.kernels" in kwargs["packages"]
+
+
+@pytest.mark.skipif(_ext_build.cuda_build_possible() is not None, reason="no CUDA toolkit or CUDA torch")
+def test_setup_adds_the_cuda_sources_where_a_toolkit_exists(monkeypatch):
+    from torch.utils import cpp_extension
+
+    # setup.py points torch's builder at the toolkit; undo that afterwards.
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", cpp_extension.CUDA_HOME)
+    monkeypatch.setenv("CUDA_HOME", _ext_build.cuda_toolkit())
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    monkeypatch.delenv("FASTGRAM_EXT_CUDA", raising=False)
+    kwargs = setup_kwargs(monkeypatch, FASTGRAM_BUILD_EXT="1")
+    (ext,) = kwargs["ext_modules"]
+    assert sorted(Path(s).name for s in ext.sources) == ["style_loss_cpu.cpp", "style_loss_cuda.cu"]
+    nvcc_args = ext.extra_compile_args["nvcc"]
+    assert all(f"-I{d}" in nvcc_args for d in _ext_build.nvidia_include_dirs())
