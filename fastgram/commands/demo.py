@@ -19,15 +19,15 @@ from fastgram.transfer import StyleTransferGAN
 HELP = "train on the bundled sample images for a few minutes and stylise them"
 
 DEMO_STYLE = "hubble_deep_field"
-DEMO_CONFIG = dict(size=64, batch_size=4, ngf=16, ndf=16, n_res_blocks=2, num_scales=2,
+DEMO_CONFIG = dict(size=64, batch_size=4, ngf=16, ndf=16, n_res_blocks=2, num_scales=2, content_weight=3e-5,
                    log_every=10, ema_decay=0.9)
 OUTPUT_SIZE = 128
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="fastgram-demo", help="output folder (default ./fastgram-demo)")
-    parser.add_argument("--steps", type=types.positive_int, default=150,
-                        help="training steps (default 150)")
+    parser.add_argument("--steps", type=types.positive_int, default=300,
+                        help="training steps (default 300)")
     parser.add_argument("--style", choices=data.STYLE_IMAGES, default=DEMO_STYLE,
                         help=f"bundled style image (default {DEMO_STYLE})")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
