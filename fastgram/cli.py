@@ -33,6 +33,7 @@ def collect_info() -> dict:
     import torch
 
     import fastgram
+    from fastgram import _ext
 
     try:
         backend_in_force = fastgram.get_backend()
@@ -58,6 +59,7 @@ def collect_info() -> dict:
             name: {"available": s.available, "reason": s.reason, "ops": list(s.ops)}
             for name, s in fastgram.backends().items()
         },
+        "extension": _ext.info(),
     }
 
 
@@ -89,6 +91,11 @@ def _run_info(args: argparse.Namespace) -> int:
         print(f"  {name:<10} {state:<12} ops: {ops}")
         if status["reason"]:
             print(f"  {'':<10} why: {status['reason']}")
+    ext = info["extension"]
+    if ext["loaded"]:
+        devices = ", ".join(ext["devices"]) or "none"
+        print(f"extension  loaded from {ext['origin']} ({ext['path']}); devices: {devices}")
+    print(f"           ahead-of-time build: {ext['aot']}")
     return 0
 
 
