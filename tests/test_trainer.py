@@ -130,7 +130,7 @@ DISTRIBUTED_SCRIPT = textwrap.dedent(
     """
     import sys, torch, torch.distributed as dist
     from fastgram import data
-    from fastgram.train import TrainConfig, Trainer
+    from fastgram.train import TrainConfig, Trainer, distributed
     contents = [data.image_path(n) for n in data.CONTENT_IMAGES]
     styles = [data.image_path(n) for n in data.STYLE_IMAGES]
     config = TrainConfig(size=32, batch_size=2, ngf=4, ndf=4, style_dim=4, n_res_blocks=1,
@@ -144,8 +144,8 @@ DISTRIBUTED_SCRIPT = textwrap.dedent(
     dist.all_gather(gathered, flat)
     if dist.get_rank() == 0:
         assert all(torch.equal(gathered[0], g) for g in gathered), "ranks differ"
-        print("RANKS_IDENTICAL", dist.get_world_size())
-    dist.destroy_process_group()
+        print("RANKS_IDENTICAL", dist.get_world_size(), flush=True)
+    distributed.teardown()
     """
 )
 

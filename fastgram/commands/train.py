@@ -6,7 +6,7 @@ import argparse
 
 from fastgram.commands import CommandError
 from fastgram.commands import arguments as types
-from fastgram.train import TrainConfig, Trainer, TrainingDiverged
+from fastgram.train import TrainConfig, Trainer, TrainingDiverged, distributed
 from fastgram.train.losses import ADVERSARIAL_LOSSES
 
 HELP = "train a style-transfer GAN on a folder of content and a folder of style images"
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         metrics = trainer.fit()
     except TrainingDiverged as exc:
         raise CommandError(str(exc)) from None
+    finally:
+        distributed.teardown()
     if trainer.is_main:
         summary = ", ".join(f"{k}={metrics[k]:.4g}" for k in ("loss_d", "loss_g", "content", "style")
                             if k in metrics)

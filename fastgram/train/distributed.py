@@ -22,6 +22,14 @@ class DistributedContext:
     world_size: int
     device: torch.device
 
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every rank (ranks must agree to skip a step)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return bool(value.item() == 1.0)
+
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` in DistributedDataParallel when distributed, else as is."""
         if not self.enabled:
@@ -45,3 +53,12 @@ def setup() -> DistributedContext:
     if not dist.is_initialized():
         dist.init_process_group(backend)
     return DistributedContext(True, dist.get_rank(), dist.get_world_size(), device)
+
+
+def teardown() -> None:
+    """Leave the process group cleanly: every rank first waits at a barrier,
+    so no rank tears its connections down while a peer still uses them (gloo
+    can abort the process at exit otherwise)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -205,7 +205,7 @@ class Trainer:
             "style_rec": rec.item(),
             "r1": r1.item(),
         }
-        if not all(math.isfinite(v) for v in metrics.values()):
+        if not self.dist.all_true(all(math.isfinite(v) for v in metrics.values())):
             return self._skip_step(metrics)
 
         self.opt_d.zero_grad(set_to_none=True)
