@@ -180,6 +180,62 @@ def split_plan(n: int, row_blocks: int, block_n: int, device) -> tuple[int, int]
     return chunk, triton.cdiv(n, chunk)
 
 
+@dataclasses.dataclass(frozen=True)
+class RowPlan:
+    """How a launch spreads the (sample, channel) rows over programs: blocks
+    of ``block_c`` rows, each row cut into ``split`` chunks of ``chunk``
+    positions, one program per (row block, chunk). A fused plan holds whole
+    rows (``split`` = 1) on a 1-D grid."""
+
+    rows: int
+    block_c: int
+    block_n: int
+    row_blocks: int
+    chunk: int
+    split: int
+    fused: bool
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return (self.row_blocks,) if self.fused else (self.row_blocks, self.split)
+
+    @property
+    def split_p2(self) -> int:
+        """``split`` rounded up to a power of two (the merge vector's length)."""
+        return triton.next_power_of_2(self.split)
+
+    @property
+    def meta(self) -> dict:
+        """Block sizes and warp count of a launch over this plan."""
+        return dict(BLOCK_C=self.block_c, BLOCK_N=self.block_n,
+                    num_warps=num_warps_for(self.block_c * self.block_n))
+
+    def partials(self, like: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two (rows, split) buffers for per-chunk partial results."""
+        shape = (self.rows, self.split)
+        return new_output(like, shape, dtype), new_output(like, shape, dtype)
+
+
+def fused_plan(n: int, samples: int, channels: int, channels_last: bool) -> Optional[RowPlan]:
+    """The plan holding whole rows of length n on chip, or None when rows
+    take the split path (see :func:`fused_tile`)."""
+    tile = fused_tile(n, channels, channels_last)
+    if tile is None:
+        return None
+    block_c, block_n = tile
+    return RowPlan(samples * channels, block_c, block_n, samples * triton.cdiv(channels, block_c),
+                   n, 1, True)
+
+
+def split_rows(n: int, samples: int, channels: int, channels_last: bool, device) -> RowPlan:
+    """The plan sweeping rows of length n in chunks, several programs per
+    row when that fills the device (see :func:`split_plan`)."""
+    block_c, block_n = loop_tile(n, channels, channels_last)
+    row_blocks = samples * triton.cdiv(channels, block_c)
+    chunk, split = split_plan(n, row_blocks, block_n, device)
+    return RowPlan(samples * channels, block_c, block_n, row_blocks, chunk, split, False)
+
+
 def launch(kernel, grid, *args, **kwargs) -> None:
     """Launch through ``wrap_triton`` so torch.compile can trace the kernel.
 
@@ -224,6 +280,38 @@ def tile_ptrs(ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.constexpr):
 
 
 @triton.jit
+def load_tile(ptr, b, c, n, mask, W, s_b, s_c, s_h, s_w, ACC: tl.constexpr,
+              SPATIAL_2D: tl.constexpr):
+    """The [BLOCK_C, BLOCK_N] tile (b, c, n) in dtype ACC, zeros outside ``mask``."""
+    return tl.load(tile_ptrs(ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D),
+                   mask=mask, other=0.0).to(ACC)
+
+
+@triton.jit
+def store_tile(ptr, value, b, c, n, mask, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.constexpr):
+    """Writes ``value`` to the tile (b, c, n), cast to the buffer's dtype."""
+    tl.store(tile_ptrs(ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D),
+             value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def row_block(pid, C, BLOCK_C: tl.constexpr):
+    """(b, c, c_mask) of row block ``pid``: sample b, its channels c (a
+    block of BLOCK_C), and which of them exist."""
+    c_blocks = tl.cdiv(C, BLOCK_C)
+    b = pid // c_blocks
+    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    return b, c, c < C
+
+
+@triton.jit
+def chunk_bounds(s, CHUNK, N):
+    """[lo, hi): the positions of chunk s of a row of length N."""
+    lo = s * CHUNK
+    return lo, tl.minimum(lo + CHUNK, N)
+
+
+@triton.jit
 def reversed_program():
     """(program_id(0), program_id(1)) walked from the end of the grid.
 
@@ -252,8 +340,7 @@ def chunk_stats(
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, s_b, s_c, s_h, s_w, SPATIAL_2D),
-                    mask=mask, other=0.0).to(ACC)
+        x = load_tile(x_ptr, b, c, n, mask, W, s_b, s_c, s_h, s_w, ACC, SPATIAL_2D)
         k = tl.sum(mask.to(ACC), 1)
         k_safe = tl.maximum(k, 1.0)
         t_mean = tl.sum(x, 1) / k_safe
@@ -266,6 +353,23 @@ def chunk_stats(
         m2 = m2 + t_m2 + delta * delta * (count * k / total_safe)
         count = total
     return mean, m2
+
+
+@triton.jit
+def store_chunk_stats(
+    x_ptr, pmean_ptr, pm2_ptr, pid, s, C, N, W, s_b, s_c, s_h, s_w, CHUNK, SPLIT,
+    SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Mean and M2 of chunk s of the rows of row block ``pid``, stored at
+    column s of the (rows, SPLIT) partial buffers (in their dtype)."""
+    ACC: tl.constexpr = pmean_ptr.dtype.element_ty
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
+    lo, hi = chunk_bounds(s, CHUNK, N)
+    mean, m2 = chunk_stats(x_ptr, b, c, c_mask, lo, hi, W, s_b, s_c, s_h, s_w,
+                           ACC, SPATIAL_2D, BLOCK_C, BLOCK_N)
+    rows = b * C + c
+    tl.store(pmean_ptr + rows * SPLIT + s, mean, mask=c_mask)
+    tl.store(pm2_ptr + rows * SPLIT + s, m2, mask=c_mask)
 
 
 @triton.jit

@@ -26,35 +26,40 @@ batch for a broadcast style.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
 
 from . import _norm_common as common
 from . import instance_norm
-from ._norm_common import chunk_stats, merge_partials, reversed_program, tile_ptrs
+from ._norm_common import (
+    chunk_bounds,
+    load_tile,
+    merge_partials,
+    reversed_program,
+    row_block,
+    store_chunk_stats,
+    store_tile,
+)
 
 
 @triton.jit
-def _segment_stats(
-    x_ptr, pmean_ptr, pm2_ptr, prog,
-    C, N, W, s_b, s_c, s_h, s_w, CHUNK, SPLIT,
-    ACC: tl.constexpr, SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
+def _sweep_affine(
+    src_ptr, dst_ptr, b, c, c_mask, lo, hi, W,
+    ss_b, ss_c, ss_h, ss_w, sd_b, sd_c, sd_h, sd_w,
+    center, scale, shift,
+    ACC: tl.constexpr, SPATIAL_2D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """Program ``prog`` of one tensor's chunked statistics."""
-    row_block = prog // SPLIT
-    s = prog % SPLIT
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = row_block // c_blocks
-    c = (row_block % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
-    lo = s * CHUNK
-    hi = tl.minimum(lo + CHUNK, N)
-    mean, m2 = chunk_stats(x_ptr, b, c, c_mask, lo, hi, W, s_b, s_c, s_h, s_w,
-                           ACC, SPATIAL_2D, BLOCK_C, BLOCK_N)
-    rows = b * C + c
-    tl.store(pmean_ptr + rows * SPLIT + s, mean, mask=c_mask)
-    tl.store(pm2_ptr + rows * SPLIT + s, m2, mask=c_mask)
+    """dst = scale * (src - center) + shift over positions [lo, hi) of the
+    rows (b, c), with per-row center, scale and shift."""
+    for start in range(lo, hi, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        mask = c_mask[:, None] & (n < hi)[None, :]
+        x = load_tile(src_ptr, b, c, n, mask, W, ss_b, ss_c, ss_h, ss_w, ACC, SPATIAL_2D)
+        y = scale[:, None] * (x - center[:, None]) + shift[:, None]
+        store_tile(dst_ptr, y, b, c, n, mask, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D)
 
 
 @triton.jit
@@ -68,16 +73,16 @@ def _stats_kernel(
 ):
     """1-D grid: the first PROGS_C programs reduce content chunks, the rest
     style chunks (PROGS_C = 0 when content rows fit on chip)."""
-    ACC: tl.constexpr = s_pmean_ptr.dtype.element_ty
     pid = tl.program_id(0)
     if pid < PROGS_C:
-        _segment_stats(c_ptr, c_pmean_ptr, c_pm2_ptr, pid, C, Nc, Wc,
-                       sc_b, sc_c, sc_h, sc_w, CHUNK_C, SPLIT_C,
-                       ACC, C_SPATIAL_2D, C_BLOCK_C, C_BLOCK_N)
+        store_chunk_stats(c_ptr, c_pmean_ptr, c_pm2_ptr, pid // SPLIT_C, pid % SPLIT_C,
+                          C, Nc, Wc, sc_b, sc_c, sc_h, sc_w, CHUNK_C, SPLIT_C,
+                          C_SPATIAL_2D, C_BLOCK_C, C_BLOCK_N)
     else:
-        _segment_stats(s_ptr, s_pmean_ptr, s_pm2_ptr, pid - PROGS_C, C, Ns, Ws,
-                       ss_b, ss_c, ss_h, ss_w, CHUNK_S, SPLIT_S,
-                       ACC, S_SPATIAL_2D, S_BLOCK_C, S_BLOCK_N)
+        prog = pid - PROGS_C
+        store_chunk_stats(s_ptr, s_pmean_ptr, s_pm2_ptr, prog // SPLIT_S, prog % SPLIT_S,
+                          C, Ns, Ws, ss_b, ss_c, ss_h, ss_w, CHUNK_S, SPLIT_S,
+                          S_SPATIAL_2D, S_BLOCK_C, S_BLOCK_N)
 
 
 @triton.jit
@@ -94,10 +99,7 @@ def _fwd_kernel(
     """Grid (B * C-blocks, SPLIT_C): normalise, restyle and blend content."""
     ACC: tl.constexpr = s_pmean_ptr.dtype.element_ty
     pid, s = reversed_program()
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
     rows = b * C + c
 
     # one style for all samples when STYLE_B == 1
@@ -109,8 +111,7 @@ def _fwd_kernel(
     if FUSED:
         n = tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < Nc)[None, :]
-        x = tl.load(tile_ptrs(c_ptr, b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
-                    mask=mask, other=0.0).to(ACC)
+        x = load_tile(c_ptr, b, c, n, mask, Wc, sc_b, sc_c, sc_h, sc_w, ACC, SPATIAL_2D)
         mu_c = tl.sum(x, 1) / Nc
         d = tl.where(mask, x - mu_c[:, None], 0.0)
         rstd_c = 1.0 / tl.sqrt(tl.sum(d * d, 1) / Nc + eps)
@@ -119,24 +120,17 @@ def _fwd_kernel(
         scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
         shift = alpha * mu_s + (1.0 - alpha) * mu_c
         out = scale[:, None] * d + shift[:, None]
-        tl.store(tile_ptrs(out_ptr, b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
-                 out.to(out_ptr.dtype.element_ty), mask=mask)
+        store_tile(out_ptr, out, b, c, n, mask, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D)
     else:
         mu_c, var_c = merge_partials(c_pmean_ptr, c_pm2_ptr, rows, c_mask, Nc,
                                      CHUNK_C, SPLIT_C, ACC, SPLIT_C_P2)
         rstd_c = 1.0 / tl.sqrt(var_c + eps)
         scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
         shift = alpha * mu_s + (1.0 - alpha) * mu_c
-        lo = s * CHUNK_C
-        hi = tl.minimum(lo + CHUNK_C, Nc)
-        for start in range(lo, hi, BLOCK_N):
-            n = start + tl.arange(0, BLOCK_N)
-            mask = c_mask[:, None] & (n < hi)[None, :]
-            x = tl.load(tile_ptrs(c_ptr, b, c, n, Wc, sc_b, sc_c, sc_h, sc_w, SPATIAL_2D),
-                        mask=mask, other=0.0).to(ACC)
-            out = scale[:, None] * (x - mu_c[:, None]) + shift[:, None]
-            tl.store(tile_ptrs(out_ptr, b, c, n, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D),
-                     out.to(out_ptr.dtype.element_ty), mask=mask)
+        lo, hi = chunk_bounds(s, CHUNK_C, Nc)
+        _sweep_affine(c_ptr, out_ptr, b, c, c_mask, lo, hi, Wc,
+                      sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
+                      mu_c, scale, shift, ACC, SPATIAL_2D, BLOCK_N)
 
     if s == 0:
         tl.store(c_mean_ptr + rows, mu_c, mask=c_mask)
@@ -161,10 +155,7 @@ def _style_bwd_kernel(
     ACC: tl.constexpr = s_mean_ptr.dtype.element_ty
     pid = tl.program_id(0)
     s = tl.program_id(1)
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
     rows = b * C + c
     g_mean = tl.zeros([BLOCK_C], dtype=ACC)
     g_sigma = tl.zeros([BLOCK_C], dtype=ACC)
@@ -176,34 +167,35 @@ def _style_bwd_kernel(
     sigma_s = tl.load(s_sigma_ptr + rows, mask=c_mask, other=1.0)
     coef = g_sigma / (sigma_s * Ns)
     base = g_mean / Ns
-    lo = s * CHUNK
-    hi = tl.minimum(lo + CHUNK, Ns)
-    for start in range(lo, hi, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(tile_ptrs(s_ptr, b, c, n, Ws, ss_b, ss_c, ss_h, ss_w, SPATIAL_2D),
-                    mask=mask, other=0.0).to(ACC)
-        ds = base[:, None] + coef[:, None] * (x - mu_s[:, None])
-        tl.store(tile_ptrs(ds_ptr, b, c, n, Ws, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
-                 ds.to(ds_ptr.dtype.element_ty), mask=mask)
+    lo, hi = chunk_bounds(s, CHUNK, Ns)
+    # ds = base + coef * (s - mu_s)
+    _sweep_affine(s_ptr, ds_ptr, b, c, c_mask, lo, hi, Ws,
+                  ss_b, ss_c, ss_h, ss_w, sd_b, sd_c, sd_h, sd_w,
+                  mu_s, coef, base, ACC, SPATIAL_2D, BLOCK_N)
 
 
 # --------------------------------------------------------------------------
 # launchers
 
 
-def _chunked(t4: torch.Tensor, rows: int, device):
-    """Tile, chunk plan and layout of a tensor reduced or swept in chunks."""
+class _Swept(NamedTuple):
+    """A tensor swept in chunks: row length, width, (s_b, s_c, s_h, s_w),
+    whether it needs the 2-D spatial index, and its launch plan."""
+
+    n: int
+    W: int
+    strides: tuple[int, int, int, int]
+    spatial_2d: bool
+    plan: common.RowPlan
+
+
+def _chunked(t4: torch.Tensor, samples: int, device) -> _Swept:
+    """Layout and chunk plan of a tensor reduced or swept in chunks."""
     _, C, H, W = t4.shape
     n = H * W
     s_b, s_c, s_h, s_w, flat = common.strides4(t4)
-    channels_last = s_c == 1 and n > 1
-    block_c, block_n = common.loop_tile(n, C, channels_last)
-    row_blocks = rows * triton.cdiv(C, block_c)
-    chunk, split = common.split_plan(n, row_blocks, block_n, device)
-    return dict(n=n, W=W, strides=(s_b, s_c, s_h, s_w), spatial_2d=not flat,
-                block_c=block_c, block_n=block_n, row_blocks=row_blocks,
-                chunk=chunk, split=split)
+    plan = common.split_rows(n, samples, C, s_c == 1 and n > 1, device)
+    return _Swept(n, W, (s_b, s_c, s_h, s_w), not flat, plan)
 
 
 def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float):
@@ -222,50 +214,45 @@ def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float
     s_sigma = common.new_output(content, (Bs, C), sdt)
 
     sp = _chunked(s4, Bs, style.device)
-    s_pmean = common.new_output(content, (Bs * C, sp["split"]), sdt)
-    s_pm2 = common.new_output(content, (Bs * C, sp["split"]), sdt)
+    s_pmean, s_pm2 = sp.plan.partials(content, sdt)
 
     sc_b, sc_c, sc_h, sc_w, c_flat = common.strides4(c4)
     so_b, so_c, so_h, so_w, o_flat = common.strides4(o4)
     spatial_2d = not (c_flat and o_flat)
     channels_last = sc_c == 1 and Nc > 1
-    tile = common.fused_tile(Nc, C, channels_last)
-    fused = tile is not None
+    plan = common.fused_plan(Nc, B, C, channels_last)
+    fused = plan is not None
     if fused:
-        block_c, block_n = tile
-        c_chunk, c_split, c_progs = Nc, 1, 0
+        c_progs = 0
         c_pmean = c_pm2 = s_pmean  # not read on the fused path
         stats_block_c, stats_block_n = 1, 16
     else:
-        cp = _chunked(c4, B, content.device)
-        block_c, block_n = cp["block_c"], cp["block_n"]
-        c_chunk, c_split = cp["chunk"], cp["split"]
-        c_progs = cp["row_blocks"] * c_split
-        c_pmean = common.new_output(content, (B * C, c_split), sdt)
-        c_pm2 = common.new_output(content, (B * C, c_split), sdt)
-        stats_block_c, stats_block_n = block_c, block_n
+        plan = common.split_rows(Nc, B, C, channels_last, content.device)
+        c_progs = plan.row_blocks * plan.split
+        c_pmean, c_pm2 = plan.partials(content, sdt)
+        stats_block_c, stats_block_n = plan.block_c, plan.block_n
 
-    s_progs = sp["row_blocks"] * sp["split"]
+    s_plan = sp.plan
+    s_progs = s_plan.row_blocks * s_plan.split
     common.launch(
         _stats_kernel, (c_progs + s_progs,),
         content, c_pmean, c_pm2, style, s_pmean, s_pm2, C, c_progs,
-        Nc, Wc, sc_b, sc_c, sc_h, sc_w, c_chunk, c_split,
-        sp["n"], sp["W"], *sp["strides"], sp["chunk"], sp["split"],
+        Nc, Wc, sc_b, sc_c, sc_h, sc_w, plan.chunk, plan.split,
+        sp.n, sp.W, *sp.strides, s_plan.chunk, s_plan.split,
         C_SPATIAL_2D=spatial_2d, C_BLOCK_C=stats_block_c, C_BLOCK_N=stats_block_n,
-        S_SPATIAL_2D=sp["spatial_2d"], S_BLOCK_C=sp["block_c"], S_BLOCK_N=sp["block_n"],
-        num_warps=common.num_warps_for(max(sp["block_c"] * sp["block_n"],
+        S_SPATIAL_2D=sp.spatial_2d, S_BLOCK_C=s_plan.block_c, S_BLOCK_N=s_plan.block_n,
+        num_warps=common.num_warps_for(max(s_plan.block_c * s_plan.block_n,
                                            stats_block_c * stats_block_n)),
     )
+    # a 2-D grid on both paths (SPLIT_C = 1 when fused)
     common.launch(
-        _fwd_kernel, (B * triton.cdiv(C, block_c), c_split),
+        _fwd_kernel, (plan.row_blocks, plan.split),
         content, out, c_pmean, c_pm2, s_pmean, s_pm2, c_mean, c_rstd, s_mean, s_sigma,
-        C, Bs, Nc, Wc, sp["n"], sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
-        eps, alpha, c_chunk, c_split, sp["chunk"], sp["split"],
+        C, Bs, Nc, Wc, sp.n, sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
+        eps, alpha, plan.chunk, plan.split, s_plan.chunk, s_plan.split,
         FUSED=fused, SPATIAL_2D=spatial_2d,
-        SPLIT_C_P2=triton.next_power_of_2(c_split),
-        SPLIT_S_P2=triton.next_power_of_2(sp["split"]),
-        BLOCK_C=block_c, BLOCK_N=block_n,
-        num_warps=common.num_warps_for(block_c * block_n),
+        SPLIT_C_P2=plan.split_p2, SPLIT_S_P2=s_plan.split_p2,
+        **plan.meta,
     )
     return out, c_mean, c_rstd, s_mean, s_sigma
 
@@ -299,12 +286,11 @@ def backward(
     sp = _chunked(s4, Bs, style.device)
     sd_b, sd_c, sd_h, sd_w, d_flat = common.strides4(common.as_4d(grad_s))
     common.launch(
-        _style_bwd_kernel, (sp["row_blocks"], sp["split"]),
+        _style_bwd_kernel, sp.plan.grid,
         style, grad_s, s_mean, s_sigma, s1, s2,
-        C, B if Bs == 1 else 1, sp["n"], sp["W"], *sp["strides"],
-        sd_b, sd_c, sd_h, sd_w, sp["chunk"], sp["split"],
-        SPATIAL_2D=sp["spatial_2d"] or not d_flat,
-        BLOCK_C=sp["block_c"], BLOCK_N=sp["block_n"],
-        num_warps=common.num_warps_for(sp["block_c"] * sp["block_n"]),
+        C, B if Bs == 1 else 1, sp.n, sp.W, *sp.strides,
+        sd_b, sd_c, sd_h, sd_w, sp.plan.chunk, sp.plan.split,
+        SPATIAL_2D=sp.spatial_2d or not d_flat,
+        **sp.plan.meta,
     )
     return (grad_c if need_content else None), grad_s

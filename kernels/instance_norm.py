@@ -43,7 +43,16 @@ import triton
 import triton.language as tl
 
 from . import _norm_common as common
-from ._norm_common import chunk_stats, merge_partials, reversed_program, row_param, tile_ptrs
+from ._norm_common import (
+    chunk_bounds,
+    load_tile,
+    merge_partials,
+    reversed_program,
+    row_block,
+    row_param,
+    store_chunk_stats,
+    store_tile,
+)
 
 # Activation codes of the registered op (the schema carries an int).
 ACT_NONE, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2
@@ -68,6 +77,16 @@ def _affine_act(xhat, w, bias, slope, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
 
 
 @triton.jit
+def _row_affine(w_ptr, b_ptr, b, c, c_mask, sw_b, sw_c, sb_b, sb_c, absent,
+                ACC: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr):
+    """(w, bias) of the rows (b, c); ``absent`` stands in for a missing one
+    (never read: the HAS_* flags skip it)."""
+    w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else absent
+    bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else absent
+    return w, bias
+
+
+@triton.jit
 def _fwd_fused_kernel(
     x_ptr, y_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr,
     C, N, W,
@@ -78,25 +97,19 @@ def _fwd_fused_kernel(
     SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
-    pid = tl.program_id(0)
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    b, c, c_mask = row_block(tl.program_id(0), C, BLOCK_C)
     n = tl.arange(0, BLOCK_N)
-    c_mask = c < C
     mask = c_mask[:, None] & (n < N)[None, :]
 
-    x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
-                mask=mask, other=0.0).to(ACC)
+    x = load_tile(x_ptr, b, c, n, mask, W, sx_b, sx_c, sx_h, sx_w, ACC, SPATIAL_2D)
     mean = tl.sum(x, 1) / N
     d = tl.where(mask, x - mean[:, None], 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(d * d, 1) / N + eps)
 
-    w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
-    bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
+    w, bias = _row_affine(w_ptr, b_ptr, b, c, c_mask, sw_b, sw_c, sb_b, sb_c, rstd,
+                          ACC, HAS_W, HAS_B)
     y = _affine_act(d * rstd[:, None], w, bias, slope, HAS_W, HAS_B, HAS_ACT)
-    tl.store(tile_ptrs(y_ptr, b, c, n, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D),
-             y.to(y_ptr.dtype.element_ty), mask=mask)
+    store_tile(y_ptr, y, b, c, n, mask, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D)
     tl.store(mean_ptr + b * C + c, mean, mask=c_mask)
     tl.store(rstd_ptr + b * C + c, rstd, mask=c_mask)
 
@@ -108,20 +121,9 @@ def _stats_partial_kernel(
     SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Grid (B * C-blocks, SPLIT): mean and M2 of one chunk of rows."""
-    ACC: tl.constexpr = pmean_ptr.dtype.element_ty
-    pid = tl.program_id(0)
-    s = tl.program_id(1)
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
-    lo = s * CHUNK
-    hi = tl.minimum(lo + CHUNK, N)
-    mean, m2 = chunk_stats(x_ptr, b, c, c_mask, lo, hi, W, sx_b, sx_c, sx_h, sx_w,
-                           ACC, SPATIAL_2D, BLOCK_C, BLOCK_N)
-    rows = b * C + c
-    tl.store(pmean_ptr + rows * SPLIT + s, mean, mask=c_mask)
-    tl.store(pm2_ptr + rows * SPLIT + s, m2, mask=c_mask)
+    store_chunk_stats(x_ptr, pmean_ptr, pm2_ptr, tl.program_id(0), tl.program_id(1),
+                      C, N, W, sx_b, sx_c, sx_h, sx_w, CHUNK, SPLIT,
+                      SPATIAL_2D, BLOCK_C, BLOCK_N)
 
 
 @triton.jit
@@ -138,10 +140,7 @@ def _fwd_apply_kernel(
     """Grid (B * C-blocks, SPLIT): merge the row statistics, normalise one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
     pid, s = reversed_program()
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
     rows = b * C + c
     mean, var = merge_partials(pmean_ptr, pm2_ptr, rows, c_mask, N, CHUNK, SPLIT, ACC, SPLIT_P2)
     rstd = 1.0 / tl.sqrt(var + eps)
@@ -149,27 +148,41 @@ def _fwd_apply_kernel(
         tl.store(mean_ptr + rows, mean, mask=c_mask)
         tl.store(rstd_ptr + rows, rstd, mask=c_mask)
 
-    w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
-    bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
-    lo = s * CHUNK
-    hi = tl.minimum(lo + CHUNK, N)
+    w, bias = _row_affine(w_ptr, b_ptr, b, c, c_mask, sw_b, sw_c, sb_b, sb_c, rstd,
+                          ACC, HAS_W, HAS_B)
+    lo, hi = chunk_bounds(s, CHUNK, N)
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
-                    mask=mask, other=0.0).to(ACC)
+        x = load_tile(x_ptr, b, c, n, mask, W, sx_b, sx_c, sx_h, sx_w, ACC, SPATIAL_2D)
         xhat = (x - mean[:, None]) * rstd[:, None]
         y = _affine_act(xhat, w, bias, slope, HAS_W, HAS_B, HAS_ACT)
-        tl.store(tile_ptrs(y_ptr, b, c, n, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D),
-                 y.to(y_ptr.dtype.element_ty), mask=mask)
+        store_tile(y_ptr, y, b, c, n, mask, W, sy_b, sy_c, sy_h, sy_w, SPATIAL_2D)
 
 
 @triton.jit
-def _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
-                     HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_ACT: tl.constexpr,
-                     BLEND: tl.constexpr):
-    """(xhat, g): g is the gradient at the affine output z, through the
-    activation and the blend."""
+def _saved_row_params(mean_ptr, rstd_ptr, w_ptr, b_ptr, b, c, c_mask, rows,
+                      sw_b, sw_c, sb_b, sb_c,
+                      ACC: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr):
+    """(mean, rstd, w, bias) of the rows (b, c) (flat indices ``rows``): the
+    statistics the forward saved and the affine parameters."""
+    mean = tl.load(mean_ptr + rows, mask=c_mask, other=0.0)
+    rstd = tl.load(rstd_ptr + rows, mask=c_mask, other=0.0)
+    w, bias = _row_affine(w_ptr, b_ptr, b, c, c_mask, sw_b, sw_c, sb_b, sb_c, rstd,
+                          ACC, HAS_W, HAS_B)
+    return mean, rstd, w, bias
+
+
+@triton.jit
+def _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
+               sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
+               mean, rstd, w, bias, slope, alpha, ACC: tl.constexpr,
+               HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_ACT: tl.constexpr,
+               BLEND: tl.constexpr, SPATIAL_2D: tl.constexpr):
+    """(xhat, g, dy) of the tile (b, c, n): g is the gradient at the affine
+    output z, through the activation and the blend."""
+    x = load_tile(x_ptr, b, c, n, mask, W, sx_b, sx_c, sx_h, sx_w, ACC, SPATIAL_2D)
+    dy = load_tile(dy_ptr, b, c, n, mask, W, sg_b, sg_c, sg_h, sg_w, ACC, SPATIAL_2D)
     xhat = (x - mean[:, None]) * rstd[:, None]
     g = dy
     if BLEND:
@@ -177,7 +190,16 @@ def _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
     if HAS_ACT:
         z = _affine_act(xhat, w, bias, slope, HAS_W, HAS_B, False)
         g = tl.where(z > 0, g, g * slope)
-    return xhat, g
+    return xhat, g, dy
+
+
+@triton.jit
+def _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND: tl.constexpr):
+    """dx from the tile's (xhat, g, dy) and its rows' S1, S2 and w * rstd."""
+    dx = scale[:, None] * (g - (s1[:, None] + xhat * s2[:, None]) / N)
+    if BLEND:
+        dx = dx + (1.0 - alpha) * dy
+    return dx
 
 
 @triton.jit
@@ -191,33 +213,22 @@ def _bwd_fused_kernel(
     SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
-    pid = tl.program_id(0)
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    b, c, c_mask = row_block(tl.program_id(0), C, BLOCK_C)
     n = tl.arange(0, BLOCK_N)
-    c_mask = c < C
     mask = c_mask[:, None] & (n < N)[None, :]
     rows = b * C + c
 
-    mean = tl.load(mean_ptr + rows, mask=c_mask, other=0.0)
-    rstd = tl.load(rstd_ptr + rows, mask=c_mask, other=0.0)
-    w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
-    bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
-    x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
-                mask=mask, other=0.0).to(ACC)
-    dy = tl.load(tile_ptrs(dy_ptr, b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
-                 mask=mask, other=0.0).to(ACC)
-    xhat, g = _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
-                               HAS_W, HAS_B, HAS_ACT, BLEND)
+    mean, rstd, w, bias = _saved_row_params(mean_ptr, rstd_ptr, w_ptr, b_ptr, b, c, c_mask, rows,
+                                            sw_b, sw_c, sb_b, sb_c, ACC, HAS_W, HAS_B)
+    xhat, g, dy = _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
+                             sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
+                             mean, rstd, w, bias, slope, alpha, ACC,
+                             HAS_W, HAS_B, HAS_ACT, BLEND, SPATIAL_2D)
     s1 = tl.sum(g, 1)
     s2 = tl.sum(g * xhat, 1)
     scale = rstd * w if HAS_W else rstd
-    dx = scale[:, None] * (g - (s1[:, None] + xhat * s2[:, None]) / N)
-    if BLEND:
-        dx = dx + (1.0 - alpha) * dy
-    tl.store(tile_ptrs(dx_ptr, b, c, n, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
-             dx.to(dx_ptr.dtype.element_ty), mask=mask)
+    dx = _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND)
+    store_tile(dx_ptr, dx, b, c, n, mask, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D)
     tl.store(s1_ptr + rows, s1, mask=c_mask)
     tl.store(s2_ptr + rows, s2, mask=c_mask)
 
@@ -236,28 +247,20 @@ def _bwd_partial_kernel(
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
     pid = tl.program_id(0)
     s = tl.program_id(1)
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
     rows = b * C + c
-    mean = tl.load(mean_ptr + rows, mask=c_mask, other=0.0)
-    rstd = tl.load(rstd_ptr + rows, mask=c_mask, other=0.0)
-    w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
-    bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
+    mean, rstd, w, bias = _saved_row_params(mean_ptr, rstd_ptr, w_ptr, b_ptr, b, c, c_mask, rows,
+                                            sw_b, sw_c, sb_b, sb_c, ACC, HAS_W, HAS_B)
     s1 = tl.zeros([BLOCK_C], dtype=ACC)
     s2 = tl.zeros([BLOCK_C], dtype=ACC)
-    lo = s * CHUNK
-    hi = tl.minimum(lo + CHUNK, N)
+    lo, hi = chunk_bounds(s, CHUNK, N)
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
-                    mask=mask, other=0.0).to(ACC)
-        dy = tl.load(tile_ptrs(dy_ptr, b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
-                     mask=mask, other=0.0).to(ACC)
-        xhat, g = _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
-                                   HAS_W, HAS_B, HAS_ACT, BLEND)
+        xhat, g, dy = _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
+                                 sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
+                                 mean, rstd, w, bias, slope, alpha, ACC,
+                                 HAS_W, HAS_B, HAS_ACT, BLEND, SPATIAL_2D)
         s1 += tl.sum(g, 1)
         s2 += tl.sum(g * xhat, 1)
     tl.store(ps1_ptr + rows * SPLIT + s, s1, mask=c_mask)
@@ -279,10 +282,7 @@ def _bwd_apply_kernel(
     """Grid (B * C-blocks, SPLIT): sum the chunk S1/S2, write dx for one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
     pid, s = reversed_program()
-    c_blocks = tl.cdiv(C, BLOCK_C)
-    b = pid // c_blocks
-    c = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < C
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
     rows = b * C + c
     parts = tl.arange(0, SPLIT_P2)
     pmask = c_mask[:, None] & (parts < SPLIT)[None, :]
@@ -293,27 +293,33 @@ def _bwd_apply_kernel(
         tl.store(s1_ptr + rows, s1, mask=c_mask)
         tl.store(s2_ptr + rows, s2, mask=c_mask)
 
-    mean = tl.load(mean_ptr + rows, mask=c_mask, other=0.0)
-    rstd = tl.load(rstd_ptr + rows, mask=c_mask, other=0.0)
-    w = row_param(w_ptr, b, c, c_mask, sw_b, sw_c, ACC) if HAS_W else rstd
-    bias = row_param(b_ptr, b, c, c_mask, sb_b, sb_c, ACC) if HAS_B else rstd
+    mean, rstd, w, bias = _saved_row_params(mean_ptr, rstd_ptr, w_ptr, b_ptr, b, c, c_mask, rows,
+                                            sw_b, sw_c, sb_b, sb_c, ACC, HAS_W, HAS_B)
     scale = rstd * w if HAS_W else rstd
-    lo = s * CHUNK
-    hi = tl.minimum(lo + CHUNK, N)
+    lo, hi = chunk_bounds(s, CHUNK, N)
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         mask = c_mask[:, None] & (n < hi)[None, :]
-        x = tl.load(tile_ptrs(x_ptr, b, c, n, W, sx_b, sx_c, sx_h, sx_w, SPATIAL_2D),
-                    mask=mask, other=0.0).to(ACC)
-        dy = tl.load(tile_ptrs(dy_ptr, b, c, n, W, sg_b, sg_c, sg_h, sg_w, SPATIAL_2D),
-                     mask=mask, other=0.0).to(ACC)
-        xhat, g = _grad_pre_affine(x, dy, mean, rstd, w, bias, slope, alpha,
-                                   HAS_W, HAS_B, HAS_ACT, BLEND)
-        dx = scale[:, None] * (g - (s1[:, None] + xhat * s2[:, None]) / N)
-        if BLEND:
-            dx = dx + (1.0 - alpha) * dy
-        tl.store(tile_ptrs(dx_ptr, b, c, n, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D),
-                 dx.to(dx_ptr.dtype.element_ty), mask=mask)
+        xhat, g, dy = _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
+                                 sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
+                                 mean, rstd, w, bias, slope, alpha, ACC,
+                                 HAS_W, HAS_B, HAS_ACT, BLEND, SPATIAL_2D)
+        dx = _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND)
+        store_tile(dx_ptr, dx, b, c, n, mask, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D)
+
+
+@triton.jit
+def _batch_grad(src_ptr, dst_ptr, b, c, c_mask, B, C, PER_SAMPLE: tl.constexpr):
+    """One parameter's gradient from its per-row sums ``src`` (B, C): copied
+    for a (B, C) parameter, else summed over the batch by program b == 0."""
+    if PER_SAMPLE:
+        g = tl.load(src_ptr + b * C + c, mask=c_mask, other=0.0)
+        tl.store(dst_ptr + b * C + c, g.to(dst_ptr.dtype.element_ty), mask=c_mask)
+    elif b == 0:
+        g = tl.load(src_ptr + c, mask=c_mask, other=0.0)
+        for i in range(1, B):
+            g += tl.load(src_ptr + i * C + c, mask=c_mask, other=0.0)
+        tl.store(dst_ptr + c, g.to(dst_ptr.dtype.element_ty), mask=c_mask)
 
 
 @triton.jit
@@ -329,23 +335,9 @@ def _param_grad_kernel(
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = c < C
     if HAS_W:
-        if W_PER_SAMPLE:
-            g = tl.load(s2_ptr + b * C + c, mask=c_mask, other=0.0)
-            tl.store(dw_ptr + b * C + c, g.to(dw_ptr.dtype.element_ty), mask=c_mask)
-        elif b == 0:
-            g = tl.load(s2_ptr + c, mask=c_mask, other=0.0)
-            for i in range(1, B):
-                g += tl.load(s2_ptr + i * C + c, mask=c_mask, other=0.0)
-            tl.store(dw_ptr + c, g.to(dw_ptr.dtype.element_ty), mask=c_mask)
+        _batch_grad(s2_ptr, dw_ptr, b, c, c_mask, B, C, W_PER_SAMPLE)
     if HAS_B:
-        if B_PER_SAMPLE:
-            g = tl.load(s1_ptr + b * C + c, mask=c_mask, other=0.0)
-            tl.store(db_ptr + b * C + c, g.to(db_ptr.dtype.element_ty), mask=c_mask)
-        elif b == 0:
-            g = tl.load(s1_ptr + c, mask=c_mask, other=0.0)
-            for i in range(1, B):
-                g += tl.load(s1_ptr + i * C + c, mask=c_mask, other=0.0)
-            tl.store(db_ptr + c, g.to(db_ptr.dtype.element_ty), mask=c_mask)
+        _batch_grad(s1_ptr, db_ptr, b, c, c_mask, B, C, B_PER_SAMPLE)
 
 
 # --------------------------------------------------------------------------
@@ -407,35 +399,27 @@ def forward(
     b_arg = bias if bias is not None else mean
     slope = _slope(activation, negative_slope)
 
-    tile = common.fused_tile(N, C, channels_last)
-    if tile is not None:
-        block_c, block_n = tile
-        grid = (B * triton.cdiv(C, block_c),)
+    plan = common.fused_plan(N, B, C, channels_last)
+    if plan is not None:
         common.launch(
-            _fwd_fused_kernel, grid,
+            _fwd_fused_kernel, plan.grid,
             x, y, w_arg, b_arg, mean, rstd, C, N, W, *sx, *sy, *sw, *sb, eps, slope,
-            **flags, BLOCK_C=block_c, BLOCK_N=block_n,
-            num_warps=common.num_warps_for(block_c * block_n),
+            **flags, **plan.meta,
         )
         return y, mean, rstd
 
-    block_c, block_n = common.loop_tile(N, C, channels_last)
-    row_blocks = B * triton.cdiv(C, block_c)
-    chunk, split = common.split_plan(N, row_blocks, block_n, x.device)
-    pmean = common.new_output(x, (B * C, split), sdt)
-    pm2 = common.new_output(x, (B * C, split), sdt)
-    warps = common.num_warps_for(block_c * block_n)
+    plan = common.split_rows(N, B, C, channels_last, x.device)
+    pmean, pm2 = plan.partials(x, sdt)
     common.launch(
-        _stats_partial_kernel, (row_blocks, split),
-        x, pmean, pm2, C, N, W, *sx, chunk, split,
-        SPATIAL_2D=spatial_2d, BLOCK_C=block_c, BLOCK_N=block_n, num_warps=warps,
+        _stats_partial_kernel, plan.grid,
+        x, pmean, pm2, C, N, W, *sx, plan.chunk, plan.split,
+        SPATIAL_2D=spatial_2d, **plan.meta,
     )
     common.launch(
-        _fwd_apply_kernel, (row_blocks, split),
+        _fwd_apply_kernel, plan.grid,
         x, y, w_arg, b_arg, mean, rstd, pmean, pm2, C, N, W, *sx, *sy, *sw, *sb,
-        eps, slope, chunk, split,
-        **flags, SPLIT_P2=triton.next_power_of_2(split),
-        BLOCK_C=block_c, BLOCK_N=block_n, num_warps=warps,
+        eps, slope, plan.chunk, plan.split,
+        **flags, SPLIT_P2=plan.split_p2, **plan.meta,
     )
     return y, mean, rstd
 
@@ -477,37 +461,29 @@ def backward(
     slope = _slope(activation, negative_slope)
     alpha_arg = 1.0 if alpha is None else float(alpha)
 
-    tile = common.fused_tile(N, C, channels_last)
-    if tile is not None:
-        block_c, block_n = tile
-        grid = (B * triton.cdiv(C, block_c),)
+    plan = common.fused_plan(N, B, C, channels_last)
+    if plan is not None:
         common.launch(
-            _bwd_fused_kernel, grid,
+            _bwd_fused_kernel, plan.grid,
             x, grad_out, dx, w_arg, b_arg, mean, rstd, s1, s2, C, N, W,
             *sx, *sg, *sd, *sw, *sb, slope, alpha_arg,
-            **flags, BLOCK_C=block_c, BLOCK_N=block_n,
-            num_warps=common.num_warps_for(block_c * block_n),
+            **flags, **plan.meta,
         )
         return dx, s1, s2
 
-    block_c, block_n = common.loop_tile(N, C, channels_last)
-    row_blocks = B * triton.cdiv(C, block_c)
-    chunk, split = common.split_plan(N, row_blocks, block_n, x.device)
-    ps1 = common.new_output(x, (B * C, split), sdt)
-    ps2 = common.new_output(x, (B * C, split), sdt)
-    warps = common.num_warps_for(block_c * block_n)
+    plan = common.split_rows(N, B, C, channels_last, x.device)
+    ps1, ps2 = plan.partials(x, sdt)
     common.launch(
-        _bwd_partial_kernel, (row_blocks, split),
+        _bwd_partial_kernel, plan.grid,
         x, grad_out, w_arg, b_arg, mean, rstd, ps1, ps2, C, N, W,
-        *sx, *sg, *sw, *sb, slope, alpha_arg, chunk, split,
-        **flags, BLOCK_C=block_c, BLOCK_N=block_n, num_warps=warps,
+        *sx, *sg, *sw, *sb, slope, alpha_arg, plan.chunk, plan.split,
+        **flags, **plan.meta,
     )
     common.launch(
-        _bwd_apply_kernel, (row_blocks, split),
+        _bwd_apply_kernel, plan.grid,
         x, grad_out, dx, w_arg, b_arg, mean, rstd, ps1, ps2, s1, s2, C, N, W,
-        *sx, *sg, *sd, *sw, *sb, slope, alpha_arg, chunk, split,
-        **flags, SPLIT_P2=triton.next_power_of_2(split),
-        BLOCK_C=block_c, BLOCK_N=block_n, num_warps=warps,
+        *sx, *sg, *sd, *sw, *sb, slope, alpha_arg, plan.chunk, plan.split,
+        **flags, SPLIT_P2=plan.split_p2, **plan.meta,
     )
     return dx, s1, s2
 
