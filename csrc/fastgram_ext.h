@@ -77,6 +77,11 @@ inline void check_gram_like(const at::Tensor& g, const at::Tensor& f, const std:
               B, ", ", C, ", ", C, ") for ", fname, " of shape ", f.sizes(), ", got ", g.sizes());
 }
 
+// "list[l]": how error messages name entry l of a per-layer list.
+inline std::string layer_name(const char* list, size_t l) {
+  return std::string(list) + "[" + std::to_string(l) + "]";
+}
+
 // Checks of the layer lists shared by the style-loss operators.
 inline void check_layer_lists(at::TensorList features, size_t n_second, const char* second,
                               at::ArrayRef<double> weights, at::ArrayRef<double> scales) {
@@ -88,7 +93,7 @@ inline void check_layer_lists(at::TensorList features, size_t n_second, const ch
   TORCH_CHECK(scales.size() == features.size(), "scales: expected ", features.size(),
               " numbers (one per layer), got ", scales.size());
   for (size_t l = 0; l < features.size(); ++l) {
-    const std::string name = "features[" + std::to_string(l) + "]";
+    const std::string name = layer_name("features", l);
     check_features(features[l], name);
     TORCH_CHECK(features[l].device() == features[0].device(), name, ": expected a tensor on ",
                 features[0].device(), " like features[0], got one on ", features[l].device());
@@ -98,11 +103,17 @@ inline void check_layer_lists(at::TensorList features, size_t n_second, const ch
   }
 }
 
+// The target of layer l in the forward: (C, C) or (B, C, C) for its features.
+inline void check_target(at::TensorList targets, at::TensorList features, size_t l) {
+  check_gram_like(targets[l], features[l], layer_name("targets", l), layer_name("features", l),
+                  /*allow_2d=*/true);
+}
+
 // The residuals passed to the backward: exactly what the forward returned.
 inline void check_residuals(at::TensorList features, at::TensorList residuals) {
   for (size_t l = 0; l < features.size(); ++l) {
-    const std::string name = "residuals[" + std::to_string(l) + "]";
-    const std::string fname = "features[" + std::to_string(l) + "]";
+    const std::string name = layer_name("residuals", l);
+    const std::string fname = layer_name("features", l);
     check_gram_like(residuals[l], features[l], name, fname, /*allow_2d=*/false);
     const auto cdt = compute_dtype(features[l].scalar_type());
     TORCH_CHECK(residuals[l].scalar_type() == cdt, name, ": expected dtype ", cdt,

@@ -243,9 +243,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_forward_cpu(
   residuals.reserve(features.size());
   double loss = 0.0;
   for (size_t l = 0; l < features.size(); ++l) {
-    const std::string tname = "targets[" + std::to_string(l) + "]";
-    const std::string fname = "features[" + std::to_string(l) + "]";
-    check_gram_like(targets[l], features[l], tname, fname, /*allow_2d=*/true);
+    check_target(targets, features, l);
     at::Tensor F = gemm_ready(features[l]);
     const int64_t B = F.size(0), C = F.size(1);
     at::Tensor target = targets[l].detach().to(F.scalar_type()).contiguous();

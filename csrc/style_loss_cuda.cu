@@ -109,6 +109,58 @@ __device__ __forceinline__ void unrank_pair(int pair, int tiles, int* ti, int* t
   *tj = row + pair;
 }
 
+// One K step of the CUDA-core kernels (16x16 threads, 4x4 outputs each:
+// rows ty + 16 i, columns tx + 16 j, so shared-memory reads are
+// conflict-free): acc[i][j] += sum over k of As[k][ty + 16 i] * Bs[k][tx + 16 j].
+__device__ __forceinline__ void simt_accumulate(const float (&As)[kSimtK][kTile + 1],
+                                                const float (&Bs)[kSimtK][kTile + 1], int tx,
+                                                int ty, float (&acc)[4][4]) {
+#pragma unroll
+  for (int k = 0; k < kSimtK; ++k) {
+    float a[4], bv[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = As[k][ty + 16 * i];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) bv[j] = Bs[k][tx + 16 * j];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
+  }
+}
+
+// A tensor-core warp's 32x32 quarter of the 64x64 tile: 2x2 accumulator
+// fragments of 16x16 (the fragment types differ between the half-precision
+// and the TF32 kernels, hence the templates).
+template <typename Acc>
+__device__ __forceinline__ void zero_quarter(Acc (&acc)[2][2]) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+}
+
+// acc[i][j] += a[i] b[j]
+template <typename Acc, typename A, typename B>
+__device__ __forceinline__ void mma_quarter(Acc (&acc)[2][2], const A (&a)[2], const B (&b)[2]) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+}
+
+// Writes the quarter at rows wm.., columns wn.. of the row-major tile Cs (leading dim ld).
+template <typename Acc>
+__device__ __forceinline__ void store_quarter(float* Cs, int ld, int wm, int wn,
+                                              const Acc (&acc)[2][2]) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      wmma::store_matrix_sync(Cs + (wm + 16 * i) * ld + wn + 16 * j, acc[i][j], ld,
+                              wmma::mem_row_major);
+}
+
 // --------------------------------------------------------------------------
 // 1. Gram tiles (upper triangle), split-K, into an fp32 workspace
 
@@ -133,18 +185,7 @@ __global__ void __launch_bounds__(kSimtThreads)
     load_tile_f32<kTile, kSimtK, true>(&As[0][0], kTile + 1, Fb, N, row0, C, k0, k_end);
     load_tile_f32<kTile, kSimtK, true>(&Bs[0][0], kTile + 1, Fb, N, col0, C, k0, k_end);
     __syncthreads();
-#pragma unroll
-    for (int k = 0; k < kSimtK; ++k) {
-      float a[4], bv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = As[k][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[k][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
-    }
+    simt_accumulate(As, Bs, tx, ty, acc);
     __syncthreads();
   }
   float* Wb = W + b * C * C;
@@ -186,10 +227,7 @@ __global__ void __launch_bounds__(kWmmaThreads)
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+  zero_quarter(acc);
 
   for (int64_t k0 = k_begin; k0 < k_end; k0 += kWmmaK) {
     load_tile_16<kTile, kWmmaK>(As, kLd, Fb, N, row0, C, k0, k_end, zero);
@@ -203,19 +241,11 @@ __global__ void __launch_bounds__(kWmmaThreads)
       for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], As + (wm + 16 * i) * kLd + kk, kLd);
 #pragma unroll
       for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(bf[j], Bs + (wn + 16 * j) * kLd + kk, kLd);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], bf[j], acc[i][j]);
+      mma_quarter(acc, a, bf);
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(Cs + (wm + 16 * i) * kCLd + wn + 16 * j, acc[i][j], kCLd,
-                              wmma::mem_row_major);
+  store_quarter(Cs, kCLd, wm, wn, acc);
   __syncthreads();
   float* Wb = W + b * C * C;
   for (int e = threadIdx.x; e < kTile * kTile; e += blockDim.x) {
@@ -311,18 +341,7 @@ __global__ void __launch_bounds__(kSimtThreads)
     load_tile_f32<kTile, kSimtK, true>(&As[0][0], kTile + 1, Mb, C, row0, C, k0, C);
     load_tile_f32<kSimtK, kTile, false>(&Bs[0][0], kTile + 1, Fb, N, k0, C, col0, N);
     __syncthreads();
-#pragma unroll
-    for (int k = 0; k < kSimtK; ++k) {
-      float a[4], bv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = As[k][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[k][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
-    }
+    simt_accumulate(As, Bs, tx, ty, acc);
     __syncthreads();
   }
   scalar_t* ob = out + b * C * N;
@@ -357,10 +376,7 @@ __global__ void __launch_bounds__(kWmmaThreads)
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
 
   wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+  zero_quarter(acc);
 
   for (int k0 = 0; k0 < C; k0 += kTf32K) {
     load_tile_f32<kTile, kTf32K, false>(As, kALd, Mb, C, row0, C, k0, C);
@@ -382,19 +398,11 @@ __global__ void __launch_bounds__(kWmmaThreads)
 #pragma unroll
         for (int t = 0; t < bf[j].num_elements; ++t) bf[j].x[t] = wmma::__float_to_tf32(bf[j].x[t]);
       }
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], bf[j], acc[i][j]);
+      mma_quarter(acc, a, bf);
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(Cs + (wm + 16 * i) * kBLd + wn + 16 * j, acc[i][j], kBLd,
-                              wmma::mem_row_major);
+  store_quarter(Cs, kBLd, wm, wn, acc);
   __syncthreads();
   scalar_t* ob = out + b * C * N;
   for (int e = threadIdx.x; e < kTile * kTile; e += blockDim.x) {
@@ -568,9 +576,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_forward_cuda(
   std::vector<at::Tensor> residuals;
   residuals.reserve(features.size());
   for (size_t l = 0; l < features.size(); ++l) {
-    const std::string tname = "targets[" + std::to_string(l) + "]";
-    const std::string fname = "features[" + std::to_string(l) + "]";
-    check_gram_like(targets[l], features[l], tname, fname, /*allow_2d=*/true);
+    check_target(targets, features, l);
     check_cuda_features(features[l], "ext_style_loss_forward");
     at::Tensor F = flat_view(features[l]).contiguous();
     const int64_t B = F.size(0), C = F.size(1);
