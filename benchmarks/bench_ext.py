@@ -124,7 +124,7 @@ def interleaved_speedup(provider_fn, eager_fn, rounds: int = 5) -> float:
 @pytest.mark.parametrize("batch,size", CASES, ids=[f"b{b}-{s}px" for b, s in CASES])
 def test_style_loss_fwd_bwd(benchmark, provider, batch, size):
     args = make_case(batch, size)
-    feature_bytes = sum(f.numel() * f.element_size() for f in args[0])
+    feature_bytes = harness.nbytes(*args[0])
     info = harness.run(
         benchmark,
         lambda: STEPS[provider](*args),

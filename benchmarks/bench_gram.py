@@ -83,10 +83,6 @@ def _randn(shape, seed, dtype):
     return (torch.randn(shape, generator=gen) * 0.5 + 0.2).to(DEVICE, dtype)
 
 
-def _bytes(*tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
 def _wanted(op: str, provider: str, mode: str, size: int, batch: int, direction: str) -> bool:
     """The default CUDA selection, sized to run in a few minutes (every case
     with FASTGRAM_BENCH_FULL=1; the CPU runs all its few cases):
@@ -112,23 +108,6 @@ def _wanted(op: str, provider: str, mode: str, size: int, batch: int, direction:
     if op == "gram_matrix":
         return direction == "forward" or (mode == "bf16" and batch == 4)
     return direction != "backward" or (mode == "bf16" and size == 512)
-
-
-def _timed(forward, inputs, direction):
-    """The callable to time for ``direction``: forward alone, the backward of
-    one recorded forward (graph retained), or both."""
-    if direction == "forward":
-        return lambda: forward(*inputs)
-    if direction == "backward":
-        out = forward(*inputs)
-        grad = torch.ones_like(out)
-        return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
-
-    def both():
-        out = forward(*inputs)
-        return torch.autograd.grad(out, inputs, torch.ones_like(out))
-
-    return both
 
 
 _compiled: dict = {}
@@ -195,9 +174,9 @@ def bench_gram(benchmark, provider, mode, size, batch, layer, direction):
     key = ("gram", mode, shape, direction)
     with _precision(mode):
         fwd = _provider_fn(provider, key, _eager_gram, ops.gram_matrix)
-        fn = _timed(fwd, (x,), direction)
-        eager_fn = _timed(_eager_gram, (x,), direction)
-        f_bytes, g_bytes = _bytes(x), batch * channels * channels * x.element_size()
+        fn = harness.timed(fwd, (x,), direction)
+        eager_fn = harness.timed(_eager_gram, (x,), direction)
+        f_bytes, g_bytes = harness.nbytes(x), batch * channels * channels * x.element_size()
         macs = batch * channels * channels * n  # useful: the symmetric half
         bytes_moved = {"forward": f_bytes + g_bytes, "backward": 2 * f_bytes + g_bytes,
                        "both": 3 * f_bytes + 2 * g_bytes}[direction]
@@ -248,9 +227,9 @@ def bench_style_loss(benchmark, provider, mode, size, batch, direction):
 
     with _precision(mode):
         fwd = _provider_fn(provider, key, eager, fastgram_loss)
-        fn = _timed(fwd, feats, direction)
-        eager_fn = _timed(eager, feats, direction)
-        f_bytes = _bytes(*feats)
+        fn = harness.timed(fwd, feats, direction)
+        eager_fn = harness.timed(eager, feats, direction)
+        f_bytes = harness.nbytes(*feats)
         macs = sum(s[0] * s[1] ** 2 * s[2] * s[3] for s in shapes)
         bytes_moved = {"forward": f_bytes, "backward": 2 * f_bytes, "both": 3 * f_bytes}[direction]
         flops = {"forward": macs, "backward": 2 * macs, "both": 3 * macs}[direction]

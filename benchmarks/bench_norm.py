@@ -61,24 +61,10 @@ def _randn(shape, seed, dtype, channels_last=False):
     return x.to(memory_format=torch.channels_last) if channels_last else x
 
 
-def _bytes(*tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
 def _timed(forward, inputs, direction):
-    """Forward alone, the backward of one recorded forward, or both."""
-    if direction == "forward":
-        return lambda: forward(*inputs)
-    if direction == "backward":
-        out = forward(*inputs)
-        grad = torch.randn_like(out)
-        return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
-
-    def both():
-        out = forward(*inputs)
-        return torch.autograd.grad(out, inputs, torch.ones_like(out))
-
-    return both
+    """:func:`harness.timed` with a random output gradient for the backward
+    alone (a normalisation's gradient of a constant output is zero)."""
+    return harness.timed(forward, inputs, direction, grad_like=torch.randn_like)
 
 
 # Every case compiles the same reference function for another shape, dtype
@@ -166,7 +152,7 @@ def bench_instance_norm(benchmark, provider, dtype, shape, layout, direction):
     if CUDA:
         compile_fn = _timed(_compiled_reference("instance_norm", _reference_instance_norm),
                             inputs, direction)
-    x_bytes = _bytes(x)
+    x_bytes = harness.nbytes(x)
     bytes_moved = {"forward": 2 * x_bytes, "backward": 3 * x_bytes,
                    "both": 5 * x_bytes}[direction]
     _record(benchmark, _timed(fwd, inputs, direction), key,
@@ -217,7 +203,7 @@ def bench_adain(benchmark, provider, dtype, shape, direction):
     compile_fn = None
     if CUDA:
         compile_fn = _timed(_compiled_reference("adain", _reference_adain), inputs, direction)
-    c_bytes, s_bytes = _bytes(c), _bytes(s)
+    c_bytes, s_bytes = harness.nbytes(c), harness.nbytes(s)
     bytes_moved = {"forward": 2 * c_bytes + s_bytes, "backward": 3 * c_bytes + 2 * s_bytes,
                    "both": 5 * c_bytes + 3 * s_bytes}[direction]
     _record(benchmark, _timed(fwd, inputs, direction), key,

@@ -58,10 +58,6 @@ def naive_gram(x):
     return torch.einsum("bcn,bdn->bcd", f, f) / f[0].numel()
 
 
-def _bytes(*tensors):
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
 def _case(benchmark, provider, key, ref_fn, eager_fn, bytes_moved=None, flops=None):
     fn = ref_fn if provider == "reference" else eager_fn
     harness.run(
@@ -90,7 +86,7 @@ def bench_instance_norm_forward(benchmark, shape, provider):
         ("instance_norm", shape),
         lambda: ops.instance_norm(x, weight, bias, backend="reference"),
         lambda: F.instance_norm(x, weight=weight, bias=bias),
-        bytes_moved=2 * _bytes(x),
+        bytes_moved=2 * harness.nbytes(x),
     )
 
 
@@ -104,7 +100,7 @@ def bench_instance_norm_naive_forward(benchmark, shape, provider):
         ("instance_norm_naive", shape),
         lambda: ops.instance_norm(x, backend="reference"),
         lambda: naive_instance_norm(x),
-        bytes_moved=2 * _bytes(x),
+        bytes_moved=2 * harness.nbytes(x),
     )
 
 
@@ -118,7 +114,7 @@ def bench_adain_forward(benchmark, shape, provider):
         ("adain", shape),
         lambda: ops.adain(c, s, backend="reference"),
         lambda: naive_adain(c, s),
-        bytes_moved=2 * _bytes(c) + _bytes(s),
+        bytes_moved=2 * harness.nbytes(c) + harness.nbytes(s),
     )
 
 
@@ -134,7 +130,7 @@ def bench_gram_forward(benchmark, shape, provider):
         ("gram", shape),
         lambda: ops.gram_matrix(x, backend="reference"),
         lambda: naive_gram(x),
-        bytes_moved=_bytes(x) + b * c * c * x.element_size(),
+        bytes_moved=harness.nbytes(x) + b * c * c * x.element_size(),
         flops=2 * b * c * c * n,
     )
 
@@ -159,5 +155,5 @@ def bench_style_loss_forward_backward(benchmark, provider):
         ("style_loss_fwd_bwd",),
         reference,
         eager,
-        bytes_moved=3 * sum(_bytes(f) for f in feats),
+        bytes_moved=3 * sum(harness.nbytes(f) for f in feats),
     )

@@ -152,6 +152,34 @@ def run(
     return info
 
 
+def nbytes(*tensors: torch.Tensor) -> int:
+    """Bytes the tensors hold (the unit of the suites' byte models)."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def timed(forward: Callable, inputs: tuple, direction: str,
+          grad_like: Callable[[torch.Tensor], torch.Tensor] = torch.ones_like) -> Callable[[], object]:
+    """The callable to time for ``direction``:
+
+    * ``"forward"``: ``forward(*inputs)``;
+    * ``"backward"``: the backward of one recorded forward (graph retained),
+      with output gradient ``grad_like(out)``;
+    * ``"both"``: forward and backward, output gradient ones.
+    """
+    if direction == "forward":
+        return lambda: forward(*inputs)
+    if direction == "backward":
+        out = forward(*inputs)
+        grad = grad_like(out)
+        return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
+
+    def both():
+        out = forward(*inputs)
+        return torch.autograd.grad(out, inputs, torch.ones_like(out))
+
+    return both
+
+
 def device_name(device) -> str:
     if on_cuda(device):
         return torch.cuda.get_device_name(torch.device(device))
