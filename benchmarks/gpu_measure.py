@@ -15,8 +15,9 @@ Subcommands:
 * ``train``: end-to-end training throughput of :class:`fastgram.train.Trainer`
   (images/s) under one backend, eager or compiled.
 
-A run interrupted by SIGINT (the check's per-step ``timeout -s INT``) still
-writes its JSON, marked ``"interrupted": true``, with what it measured so far.
+A training run interrupted by SIGINT (the check's per-step ``timeout -s
+INT``) still writes its JSON, marked ``"interrupted": true``, with what it
+measured so far; one that fails writes it with ``"error"`` and exits 1.
 
     python benchmarks/gpu_measure.py train --backend reference --compile --out t.json
 """
@@ -246,6 +247,9 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt:
         result["interrupted"] = True
         elapsed = sum(step_ms) / 1e3
+    except Exception as exc:  # recorded for the report, then the step fails
+        result["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+        elapsed = sum(step_ms) / 1e3
     result["timed_steps"] = len(step_ms)
     result["step_ms"] = step_ms
     if step_ms:
@@ -253,6 +257,10 @@ def cmd_train(args) -> int:
         result["images_per_s"] = len(step_ms) * args.batch / elapsed
     result["total_s"] = time.perf_counter() - started
     _write(args.out, result)
+    if result.get("error"):
+        print(f"gpu_measure: training failed in {result['phase']}: {result['error']}",
+              file=sys.stderr)
+        return 1
     return 130 if result["interrupted"] else 0
 
 

@@ -31,8 +31,11 @@ from typing import Iterable, Optional
 
 SUITES = ("bench_norm", "bench_gram", "bench_ext", "bench_reference")
 TRAIN_VARIANTS = (("auto", False), ("reference", False), ("auto", True), ("reference", True))
-# Providers that are baselines, not fastgram's fast paths: no targets.
+# Providers that are baselines, not fastgram's fast paths: not shown per case.
 BASELINES = ("eager", "compile", "reference")
+# fastgram's fast paths, held to the targets (others, such as bench_ext's
+# "ext-recompute" design alternative, are shown without targets).
+TARGET_PROVIDERS = ("triton", "ext", "auto")
 # pytest-benchmark test function -> the op it measures.
 OPS = {
     "bench_instance_norm": "instance_norm",
@@ -248,7 +251,8 @@ def target_checks(row: dict) -> tuple:
     """``(family, checks)`` for a fastgram case measured on CUDA, else
     ``(None, [])``. Each check: label, value, minimum, met (None when the
     figure was not measured)."""
-    if not row["cuda"] or row["provider"] in BASELINES or row["suite"] == "bench_reference":
+    if (not row["cuda"] or row["provider"] not in TARGET_PROVIDERS
+            or row["suite"] == "bench_reference"):
         return None, []
     op, direction, shape = row["op"], row["direction"], row["shape"]
     copy_frac = row["fraction_of_copy_bw"]
@@ -314,7 +318,7 @@ def verdict(row: dict) -> str:
     """'met', 'MISSED: ...', 'incomplete: ...', 'n/a (cpu)' or '-'."""
     checks = row.get("checks") or []
     if not checks:
-        if not row["cuda"] and row["provider"] not in BASELINES:
+        if not row["cuda"] and row["provider"] in TARGET_PROVIDERS:
             return "n/a (cpu)"
         return "-"
     missed = [c for c in checks if c["met"] is False]
@@ -364,9 +368,14 @@ def load_train(work: Path) -> list:
             runs.append({"variant": name, "backend": backend, "compile": compiled,
                          "status": "no result"})
             continue
-        status = "done" if data.get("phase") == "done" else (
-            f"interrupted in {data.get('phase')}" if data.get("interrupted")
-            else f"stopped in {data.get('phase')}")
+        if data.get("error"):
+            status = f"FAILED in {data.get('phase')}: {data['error'].splitlines()[0][:120]}"
+        elif data.get("phase") == "done":
+            status = "done"
+        elif data.get("interrupted"):
+            status = f"interrupted in {data.get('phase')}"
+        else:
+            status = f"stopped in {data.get('phase')}"
         runs.append(dict(data, variant=name, status=status))
     return runs
 
@@ -540,7 +549,7 @@ def case_lines(report: dict) -> list:
 def target_lines(report: dict, max_missed: int = 8) -> list:
     rows = [[t["title"], t["cases"], t["met"], t["missed"], t["incomplete"]]
             for t in report["targets"].values()]
-    lines = _table(["GUIDE 7 target", "cases", "met", "missed", "incomplete"], rows)
+    lines = _table(["GUIDE 7 target", "cases", "met", "missed", "incomplete"], rows) + [""]
     for t in report["targets"].values():
         for case in t["missed_cases"][:max_missed]:
             lines.append(f"- missed: {case}")
