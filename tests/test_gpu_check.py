@@ -312,7 +312,7 @@ def test_dry_run_records_timeouts_and_budget_skips(tmp_path):
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_script_rejects_bad_arguments(tmp_path):
-    for args in (["--budget", "soon"], ["--frobnicate"]):
+    for args in (["--budget", "soon"], ["--frobnicate"], ["--only", "env,benchmarks"]):
         proc = _run_script(args, tmp_path)
         assert proc.returncode == 2 and "gpu_check.sh" in proc.stderr
     proc = _run_script(["--help"], tmp_path)
