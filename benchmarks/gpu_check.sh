@@ -91,6 +91,15 @@ while (($#)); do
     shift
 done
 
+STEP_NAMES="env install build tests roofline bench_norm bench_gram train_auto_eager
+train_reference_eager train_auto_compile train_reference_compile bench_ext bench_reference"
+for item in ${ONLY//,/ }; do
+    if [[ ! " $STEP_NAMES bench train " =~ [[:space:]]"$item"[[:space:]] ]]; then
+        echo "gpu_check.sh: --only: unknown step '$item' (steps: $(echo $STEP_NAMES); groups: bench, train)" >&2
+        exit 2
+    fi
+done
+
 if [[ -n "$BUDGET" && ! "$BUDGET" =~ ^[0-9]+$ ]]; then
     echo "gpu_check.sh: --budget expects whole seconds, got '$BUDGET'" >&2; exit 2
 fi
@@ -154,15 +163,6 @@ declare -A BENCH_K=(
     [bench_ext]="${GPU_CHECK_K_EXT-}"
     [bench_reference]="${GPU_CHECK_K_REFERENCE-}"
 )
-
-STEP_NAMES="env install build tests roofline bench_norm bench_gram train_auto_eager
-train_reference_eager train_auto_compile train_reference_compile bench_ext bench_reference"
-for item in ${ONLY//,/ }; do
-    if [[ ! " $STEP_NAMES bench train " =~ [[:space:]]$item[[:space:]] ]]; then
-        echo "gpu_check.sh: --only: unknown step '$item' (steps: $(echo $STEP_NAMES); groups: bench, train)" >&2
-        exit 2
-    fi
-done
 
 wanted() {  # wanted STEP: is STEP (or its group, the part before '_') selected?
     [[ -z "$ONLY" ]] && return 0
