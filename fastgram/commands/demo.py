@@ -10,6 +10,7 @@ import time
 
 import torch
 
+import fastgram
 from fastgram import data, imageio
 from fastgram.commands import arguments as types
 from fastgram.train import TrainConfig, Trainer, networks
@@ -42,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps, seed=args.seed, sample_every=max(1, args.steps // 3),
                          checkpoint_every=args.steps, **DEMO_CONFIG)
     started = time.perf_counter()
+    # Probe the backends first: on a fresh machine this builds the C++
+    # extension once (it says so on stderr), which must not skew the estimate.
+    fastgram.backends()
     trainer = Trainer(config, contents, [style_path], out, device=args.device, quiet=args.quiet)
 
     # Time a few steps first (they count towards the run) for the estimate.
