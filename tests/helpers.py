@@ -40,3 +40,30 @@ def randn(*shape, dtype=torch.float32, gen=None, device="cpu", requires_grad=Fal
     x = torch.randn(*shape, generator=gen, dtype=torch.float64) * 1.7 + 0.3
     x = x.to(device=device, dtype=dtype)
     return x.requires_grad_(requires_grad)
+
+
+def require_extension() -> None:
+    """Skip when the C++ extension cannot be loaded here; fail instead under
+    ``FASTGRAM_REQUIRE_EXT=1`` (CI), so a broken build never passes as a skip."""
+    import os
+
+    import pytest
+
+    from fastgram import _ext
+
+    reason = _ext.load_error()
+    if reason is not None:
+        if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
+            pytest.fail(f"extension required but unavailable: {reason}")
+        pytest.skip(f"the extension could not be built here: {reason}")
+
+
+def reference_style_loss_and_grads(features, targets, weights, scales):
+    """The reference style loss and its gradients (features, targets) in float64."""
+    from fastgram.ops import reference
+
+    fs = [f.detach().double().requires_grad_() for f in features]
+    ts = [t.detach().double().requires_grad_() for t in targets]
+    loss = reference.style_loss(fs, ts, weights, scales)
+    loss.backward()
+    return loss.detach(), [f.grad for f in fs], [t.grad for t in ts]

@@ -6,7 +6,6 @@ the ``ext`` backend of :mod:`fastgram.ops`: values, gradients of features and
 targets, gradcheck, opcheck, and a fullgraph ``torch.compile``.
 """
 
-import os
 import warnings
 
 import pytest
@@ -15,18 +14,12 @@ import torch
 import fastgram
 from fastgram import dispatch
 from fastgram.ops import reference
-from helpers import RTOL, assert_close, randn
+from helpers import RTOL, assert_close, randn, reference_style_loss_and_grads, require_extension
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ext_loaded():
-    from fastgram import _ext
-
-    reason = _ext.load_error()
-    if reason is not None:
-        if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
-            pytest.fail(f"extension required but unavailable: {reason}")
-        pytest.skip(f"the extension could not be built here: {reason}")
+    require_extension()
 
 
 def ops():
@@ -37,13 +30,7 @@ def ref_gram(x, scale):
     return reference.gram_matrix(x.detach().double(), scale)
 
 
-def ref_loss_and_grads(features, targets, weights, scales):
-    """Reference loss and gradients (features, targets) in float64."""
-    fs = [f.detach().double().requires_grad_() for f in features]
-    ts = [t.detach().double().requires_grad_() for t in targets]
-    loss = reference.style_loss(fs, ts, weights, scales)
-    loss.backward()
-    return loss.detach(), [f.grad for f in fs], [t.grad for t in ts]
+ref_loss_and_grads = reference_style_loss_and_grads
 
 
 def layout(x, kind):

@@ -14,18 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from fastgram import _ext, _ext_build
+from fastgram import _ext_build
+from helpers import require_extension
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def ext_available():
-    reason = _ext.load_error()
-    if reason is not None:
-        if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
-            pytest.fail(f"extension required but unavailable: {reason}")
-        pytest.skip(f"the extension could not be built here: {reason}")
+    require_extension()
 
 
 def run_python(code: str, env_extra: dict, timeout: float = 600) -> subprocess.CompletedProcess:

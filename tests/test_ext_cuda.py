@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fastgram.ops import reference
-from helpers import RTOL, assert_close, randn
+from helpers import RTOL, assert_close, randn, reference_style_loss_and_grads
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -53,12 +53,7 @@ def layers(dtype, gen, per_sample, channels=(3, 64, 65, 130), hw=((7, 9), (16, 1
     return features, targets, weights, scales
 
 
-def reference_results(features, targets, weights, scales):
-    fs = [f.detach().double().requires_grad_() for f in features]
-    ts = [t.detach().double().requires_grad_() for t in targets]
-    loss = reference.style_loss(fs, ts, weights, scales)
-    loss.backward()
-    return loss.detach(), [f.grad for f in fs], [t.grad for t in ts]
+reference_results = reference_style_loss_and_grads
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
