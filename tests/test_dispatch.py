@@ -234,3 +234,26 @@ def test_triton_probe_explains_missing_device(monkeypatch):
 def test_register_rejects_unknown_backend():
     with pytest.raises(ValueError, match="^backend:"):
         dispatch.register("gram_matrix", "opencl", lambda *a: None)
+
+
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_public_ops_compile_with_fullgraph(backend):
+    """Dispatch must be traceable: no locks, warnings or probes in the traced
+    path once the backends were probed (the eager call below does that)."""
+
+    def all_ops(x, t):
+        return (ops.style_loss([x], [t]) + ops.content_loss(x, x * 0.5)
+                + ops.instance_norm(x, activation="relu").sum() + ops.adain(x, x[:1]).mean()
+                + ops.gram_matrix(x).sum())
+
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(3, 3, dtype=torch.float64)
+    with fastgram.use_backend(backend):
+        expected = all_ops(x, t)
+        compiled = torch.compile(all_ops, backend="eager", fullgraph=True)
+        torch._dynamo.reset()
+        out = compiled(x, t)
+    assert torch.allclose(out, expected, rtol=1e-12)
+    (grad,) = torch.autograd.grad(out, x)
+    (expected_grad,) = torch.autograd.grad(expected, x)
+    assert torch.allclose(grad, expected_grad, rtol=1e-10)
