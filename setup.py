@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent
 
 
 def _load_build_helpers():
-    """fastgram/_ext_build.py, loaded by path: importing the fastgram package
+    """fastgram/backends/ext/build.py, loaded by path: importing the fastgram package
     here would pull in more than the build needs."""
-    path = ROOT / "fastgram" / "_ext_build.py"
+    path = ROOT / "fastgram" / "backends" / "ext" / "build.py"
     spec = importlib.util.spec_from_file_location("_fastgram_ext_build", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here

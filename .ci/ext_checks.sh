@@ -9,8 +9,8 @@ PYTHON="${PYTHON:-python}"
 start=$(date +%s)
 
 reason=$("$PYTHON" - <<'PY'
-from fastgram import _ext_build
-print(_ext_build.cuda_build_possible() or "")
+from fastgram.backends.ext import build as ext_build
+print(ext_build.cuda_build_possible() or "")
 PY
 )
 if [ -n "$reason" ]; then
@@ -29,10 +29,10 @@ export MAX_JOBS="${MAX_JOBS:-2}"
 "$PYTHON" - <<'PY'
 import torch
 
-from fastgram import _ext_build
+from fastgram.backends.ext import build as ext_build
 
-built = _ext_build.build_jit()
-for op in ("ext_gram_forward", "ext_gram_backward", "ext_style_loss_forward",
+built = ext_build.build_jit()
+for op in ("ext_gram_matrix", "ext_gram_matrix_backward", "ext_style_loss",
            "ext_style_loss_backward"):
     if not torch._C._dispatch_has_kernel_for_dispatch_key(f"fastgram::{op}", "CUDA"):
         raise SystemExit(f"ext_checks: fastgram::{op} has no CUDA kernel in {built.path}")

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import harness
-from fastgram import _ext
+from fastgram.backends.ext import load as ext_load
 
 DEVICE = harness.devices()[0]
 CUDA = harness.on_cuda(DEVICE)
@@ -41,7 +41,7 @@ CASES = [(4, 256), (4, 512)] if CUDA else [(4, 256), (1, 64)]
 PROVIDERS = ("eager", "ext", "ext-recompute") + (("compile",) if CUDA else ())
 
 pytestmark = pytest.mark.skipif(
-    _ext.load_error() is not None, reason="the extension is not available here"
+    ext_load.load_error() is not None, reason="the extension is not available here"
 )
 
 
@@ -75,7 +75,7 @@ def eager_step(features, targets, weights, scales):
 
 def ext_step(features, targets, weights, scales):
     fs = [f.detach().requires_grad_() for f in features]
-    loss, _ = torch.ops.fastgram.ext_style_loss_forward(fs, targets, weights, scales)
+    loss, _ = torch.ops.fastgram.ext_style_loss(fs, targets, weights, scales)
     loss.backward()
     return loss
 
@@ -84,9 +84,9 @@ def ext_recompute_step(features, targets, weights, scales):
     """Forward without keeping anything, backward recomputes the residuals."""
     ops = torch.ops.fastgram
     fs = [f.detach() for f in features]
-    loss, residuals = ops.ext_style_loss_forward(fs, targets, weights, scales)
+    loss, residuals = ops.ext_style_loss(fs, targets, weights, scales)
     del residuals
-    _, residuals = ops.ext_style_loss_forward(fs, targets, weights, scales)
+    _, residuals = ops.ext_style_loss(fs, targets, weights, scales)
     ops.ext_style_loss_backward(torch.ones((), device=DEVICE), fs, residuals, weights, scales)
     return loss
 

@@ -129,11 +129,11 @@ def _git_commit() -> Optional[str]:
 
 def cmd_backends(args) -> int:
     import fastgram
-    from fastgram import _ext
+    from fastgram.backends.ext import load as ext_load
 
     statuses = {name: {"available": s.available, "reason": s.reason, "ops": list(s.ops)}
                 for name, s in fastgram.backends().items()}
-    ext = _ext.info()
+    ext = ext_load.info()
     _write(args.out, {"backends": statuses, "ext": ext})
     if not ext["loaded"]:
         print(f"gpu_measure: the extension did not load: {ext['error']}", file=sys.stderr)

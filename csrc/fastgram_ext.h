@@ -3,15 +3,15 @@
 // Operators (namespace `fastgram`, every name prefixed `ext_` so that they
 // never clash with the Triton ops registered in the same namespace):
 //
-//   ext_gram_forward(Tensor features, float scale) -> Tensor
+//   ext_gram_matrix(Tensor features, float scale) -> Tensor
 //       features (B, C, H, W) or (B, C, N), any strides. Returns the (B, C, C)
 //       Gram matrices  scale * F F^T  in the dtype of `features`.
 //
-//   ext_gram_backward(Tensor grad_gram, Tensor features, float scale) -> Tensor
+//   ext_gram_matrix_backward(Tensor grad_gram, Tensor features, float scale) -> Tensor
 //       grad_gram (B, C, C). Returns  scale * (dG + dG^T) F  shaped like
 //       `features`.
 //
-//   ext_style_loss_forward(Tensor[] features, Tensor[] targets, float[] weights,
+//   ext_style_loss(Tensor[] features, Tensor[] targets, float[] weights,
 //                          float[] scales) -> (Tensor loss, Tensor[] residuals)
 //       One entry per layer l: features F_l (B, C_l, H_l, W_l) or
 //       (B, C_l, N_l), targets T_l (C_l, C_l) (broadcast over the batch) or

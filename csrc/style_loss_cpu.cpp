@@ -216,10 +216,10 @@ at::Tensor left_multiply(const at::Tensor& M, const at::Tensor& F, const at::Ten
 
 at::Tensor gram_forward_cpu(const at::Tensor& features, double scale) {
   check_features(features, "features");
-  check_cpu_dtype(features, "ext_gram_forward");
+  check_cpu_dtype(features, "ext_gram_matrix");
   at::Tensor F = gemm_ready(features);
   at::Tensor gram = at::empty({F.size(0), F.size(1), F.size(1)}, F.options());
-  AT_DISPATCH_FLOATING_TYPES(F.scalar_type(), "ext_gram_forward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES(F.scalar_type(), "ext_gram_matrix_cpu", [&] {
     symmetric_gram<scalar_t>(F, scale, at::Tensor(), gram);
   });
   return gram;
@@ -228,7 +228,7 @@ at::Tensor gram_forward_cpu(const at::Tensor& features, double scale) {
 at::Tensor gram_backward_cpu(const at::Tensor& grad_gram, const at::Tensor& features,
                              double scale) {
   check_features(features, "features");
-  check_cpu_dtype(features, "ext_gram_backward");
+  check_cpu_dtype(features, "ext_gram_matrix_backward");
   check_gram_like(grad_gram, features, "grad_gram", "features", /*allow_2d=*/false);
   at::Tensor F = gemm_ready(features);
   return left_multiply(symmetrized(grad_gram, scale, F.scalar_type()), F, features);
@@ -238,7 +238,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_forward_cpu(
     at::TensorList features, at::TensorList targets, at::ArrayRef<double> weights,
     at::ArrayRef<double> scales) {
   check_layer_lists(features, targets.size(), "targets", weights, scales);
-  check_cpu_dtype(features[0], "ext_style_loss_forward");
+  check_cpu_dtype(features[0], "ext_style_loss");
   std::vector<at::Tensor> residuals;
   residuals.reserve(features.size());
   double loss = 0.0;
@@ -249,7 +249,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_forward_cpu(
     at::Tensor target = targets[l].detach().to(F.scalar_type()).contiguous();
     at::Tensor residual = at::empty({B, C, C}, F.options());
     double sq = 0.0;
-    AT_DISPATCH_FLOATING_TYPES(F.scalar_type(), "ext_style_loss_forward_cpu", [&] {
+    AT_DISPATCH_FLOATING_TYPES(F.scalar_type(), "ext_style_loss_cpu", [&] {
       sq = symmetric_gram<scalar_t>(F, scales[l], target, residual);
     });
     loss += weights[l] * sq / (static_cast<double>(B) * C * C);
@@ -283,10 +283,10 @@ std::vector<at::Tensor> style_loss_backward_cpu(const at::Tensor& grad_loss,
 }  // namespace
 
 TORCH_LIBRARY(fastgram, m) {
-  m.def("ext_gram_forward(Tensor features, float scale) -> Tensor");
-  m.def("ext_gram_backward(Tensor grad_gram, Tensor features, float scale) -> Tensor");
+  m.def("ext_gram_matrix(Tensor features, float scale) -> Tensor");
+  m.def("ext_gram_matrix_backward(Tensor grad_gram, Tensor features, float scale) -> Tensor");
   m.def(
-      "ext_style_loss_forward(Tensor[] features, Tensor[] targets, float[] weights, "
+      "ext_style_loss(Tensor[] features, Tensor[] targets, float[] weights, "
       "float[] scales) -> (Tensor, Tensor[])");
   m.def(
       "ext_style_loss_backward(Tensor grad_loss, Tensor[] features, Tensor[] residuals, "
@@ -294,9 +294,9 @@ TORCH_LIBRARY(fastgram, m) {
 }
 
 TORCH_LIBRARY_IMPL(fastgram, CPU, m) {
-  m.impl("ext_gram_forward", &gram_forward_cpu);
-  m.impl("ext_gram_backward", &gram_backward_cpu);
-  m.impl("ext_style_loss_forward", &style_loss_forward_cpu);
+  m.impl("ext_gram_matrix", &gram_forward_cpu);
+  m.impl("ext_gram_matrix_backward", &gram_backward_cpu);
+  m.impl("ext_style_loss", &style_loss_forward_cpu);
   m.impl("ext_style_loss_backward", &style_loss_backward_cpu);
 }
 

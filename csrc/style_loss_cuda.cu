@@ -537,7 +537,7 @@ at::Tensor symmetrized(const at::Tensor& A_in, const float* g, double coef) {
 
 at::Tensor gram_forward_cuda(const at::Tensor& features, double scale) {
   check_features(features, "features");
-  check_cuda_features(features, "ext_gram_forward");
+  check_cuda_features(features, "ext_gram_matrix");
   c10::cuda::CUDAGuard guard(features.device());
   at::Tensor F = flat_view(features).contiguous();
   at::Tensor W = gram_workspace(F);
@@ -557,7 +557,7 @@ at::Tensor gram_forward_cuda(const at::Tensor& features, double scale) {
 at::Tensor gram_backward_cuda(const at::Tensor& grad_gram, const at::Tensor& features,
                               double scale) {
   check_features(features, "features");
-  check_cuda_features(features, "ext_gram_backward");
+  check_cuda_features(features, "ext_gram_matrix_backward");
   check_gram_like(grad_gram, features, "grad_gram", "features", /*allow_2d=*/false);
   c10::cuda::CUDAGuard guard(features.device());
   at::Tensor F = flat_view(features).contiguous();
@@ -569,7 +569,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_forward_cuda(
     at::TensorList features, at::TensorList targets, at::ArrayRef<double> weights,
     at::ArrayRef<double> scales) {
   check_layer_lists(features, targets.size(), "targets", weights, scales);
-  check_cuda_features(features[0], "ext_style_loss_forward");
+  check_cuda_features(features[0], "ext_style_loss");
   c10::cuda::CUDAGuard guard(features[0].device());
   auto stream = at::cuda::getCurrentCUDAStream();
   at::Tensor loss = at::zeros({}, features[0].options().dtype(at::kFloat));
@@ -577,7 +577,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_forward_cuda(
   residuals.reserve(features.size());
   for (size_t l = 0; l < features.size(); ++l) {
     check_target(targets, features, l);
-    check_cuda_features(features[l], "ext_style_loss_forward");
+    check_cuda_features(features[l], "ext_style_loss");
     at::Tensor F = flat_view(features[l]).contiguous();
     const int64_t B = F.size(0), C = F.size(1);
     at::Tensor W = gram_workspace(F);
@@ -621,9 +621,9 @@ std::vector<at::Tensor> style_loss_backward_cuda(const at::Tensor& grad_loss,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgram, CUDA, m) {
-  m.impl("ext_gram_forward", &gram_forward_cuda);
-  m.impl("ext_gram_backward", &gram_backward_cuda);
-  m.impl("ext_style_loss_forward", &style_loss_forward_cuda);
+  m.impl("ext_gram_matrix", &gram_forward_cuda);
+  m.impl("ext_gram_matrix_backward", &gram_backward_cuda);
+  m.impl("ext_style_loss", &style_loss_forward_cuda);
   m.impl("ext_style_loss_backward", &style_loss_backward_cuda);
 }
 

@@ -17,8 +17,8 @@ import platform
 import sys
 from typing import Callable, Optional, Sequence
 
+from fastgram._version import __version__
 from fastgram.commands import CommandError
-
 
 
 def _package_version(name: str) -> Optional[str]:
@@ -33,7 +33,7 @@ def collect_info() -> dict:
     import torch
 
     import fastgram
-    from fastgram import _ext
+    from fastgram.backends.ext import load as ext_load
 
     try:
         backend_in_force = fastgram.get_backend()
@@ -43,7 +43,7 @@ def collect_info() -> dict:
         torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
     ] if torch.cuda.is_available() else []
     return {
-        "fastgram": fastgram.__version__,
+        "fastgram": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
@@ -59,7 +59,7 @@ def collect_info() -> dict:
             name: {"available": s.available, "reason": s.reason, "ops": list(s.ops)}
             for name, s in fastgram.backends().items()
         },
-        "extension": _ext.info(),
+        "extension": ext_load.info(),
     }
 
 
@@ -114,13 +114,11 @@ COMMANDS: list = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import fastgram
-
     parser = argparse.ArgumentParser(
         prog="fastgram",
         description="GAN-based image style transfer on fused Gram, instance-norm and AdaIN kernels.",
     )
-    parser.add_argument("--version", action="version", version=f"fastgram {fastgram.__version__}")
+    parser.add_argument("--version", action="version", version=f"fastgram {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_text, configure, run in COMMANDS:

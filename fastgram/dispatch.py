@@ -28,8 +28,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import importlib
-import importlib.util
 import os
 import threading
 import warnings
@@ -37,7 +35,9 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
-BACKENDS = ("reference", "triton", "ext")
+from fastgram import backends as _backends
+
+BACKENDS = _backends.NAMES
 CHOICES = BACKENDS + ("auto",)
 ENV_VAR = "FASTGRAM_BACKEND"
 
@@ -46,32 +46,6 @@ ENV_VAR = "FASTGRAM_BACKEND"
 AUTO_ORDER = {
     "cuda": ("triton", "ext", "reference"),
     "cpu": ("ext", "reference"),
-}
-
-# Where each compiled backend registers its implementations. Importing the
-# module registers them; it is imported only once the backend's own probe
-# has passed, so importing fastgram never imports triton or builds anything.
-_BACKEND_MODULES = {
-    "triton": "fastgram.kernels",
-    "ext": "fastgram._ext",
-}
-
-# The ops each compiled backend provides once its module is loaded. Declared
-# here, not discovered, so that auto can warn about a backend that would have
-# served an op but failed to load, and so that a module that forgets to
-# register an op it promises is caught. Each kernel module adds its ops here,
-# one per line.
-PROVIDES: dict[str, tuple] = {
-    "triton": (
-        "gram_matrix",
-        "style_loss",
-        "instance_norm",
-        "adain",
-    ),
-    "ext": (
-        "gram_matrix",
-        "style_loss",
-    ),
 }
 
 
@@ -98,23 +72,15 @@ class BackendStatus:
         return f"{self.name}: {state} (ops: {ops})"
 
 
-@dataclasses.dataclass(frozen=True)
-class Implementation:
-    """One backend's implementation of one op.
-
-    ``supports`` receives the op's canonical arguments (those ``fn`` receives)
-    and returns ``None`` when ``fn`` can handle them, else a short reason.
-    """
-
-    fn: Callable
-    supports: Optional[Callable[..., Optional[str]]] = None
-
-    def unsupported_reason(self, args: tuple) -> Optional[str]:
-        return None if self.supports is None else self.supports(*args)
-
+# The backend modules are light to import (their heavy imports happen in
+# probe() and table()); holding them here keeps every lookup a plain dict
+# read that torch.compile can trace.
+_MODULES = {name: _backends.module(name) for name in BACKENDS}
 
 _lock = threading.Lock()
-_impls: dict[str, dict[str, Implementation]] = {}
+# name -> {op: OpImpl}, filled once the backend's probe has passed
+_tables: dict[str, dict] = {}
+# name -> None (runs here) or the reason it does not; cached probes
 _probe_results: dict[str, Optional[str]] = {}
 _UNPROBED = object()
 _warned: set[tuple[str, str]] = set()
@@ -124,80 +90,28 @@ _context_choice: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
 )
 
 
-# --------------------------------------------------------------------------
-# registration
-
-
-def register(op: str, backend: str, fn: Callable, supports=None) -> None:
-    """Register ``fn`` as ``backend``'s implementation of ``op``.
-
-    Re-registering replaces the previous implementation (kernel modules may be
-    reloaded in tests).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    with _lock:
-        _impls.setdefault(op, {})[backend] = Implementation(fn, supports)
-
-
-def unregister(op: str, backend: str) -> None:
-    """Remove ``backend``'s implementation of ``op`` (used by tests)."""
-    with _lock:
-        _impls.get(op, {}).pop(backend, None)
-
-
-def registered_ops(backend: str) -> tuple:
-    """The ops for which ``backend`` has a registered implementation, sorted."""
-    return tuple(sorted(op for op, impls in _impls.items() if backend in impls))
-
-
 def provided_ops(backend: str) -> tuple:
     """The ops ``backend`` covers when it can run, sorted."""
-    if backend == "reference":
-        return registered_ops("reference")
-    return tuple(sorted(PROVIDES[backend]))
+    return tuple(sorted(_MODULES[backend].OPS))
 
 
-# --------------------------------------------------------------------------
-# availability
+def _load_table(name: str) -> Optional[str]:
+    """Probe backend ``name`` and read its table; None or why it cannot run.
 
-
-def _probe_triton() -> Optional[str]:
-    if importlib.util.find_spec("triton") is None:
-        return "triton is not installed (pip install triton; Linux only)"
-    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
-    if not interpreted and not torch.cuda.is_available():
-        return (
-            "no CUDA device is visible (set TRITON_INTERPRET=1 before importing "
-            "triton to run the kernels on the CPU, for testing)"
-        )
+    A probe answers with a reason; it raises only where that is asked for
+    (``FASTGRAM_REQUIRE_EXT=1``), and then the error propagates."""
+    backend = _MODULES[name]
+    reason = backend.probe()
+    if reason is not None:
+        return reason
     try:
-        importlib.import_module("triton")
-    except Exception as exc:  # a broken install must not break fastgram
-        return f"importing triton failed: {type(exc).__name__}: {exc}"
-    return None
-
-
-def _probe_ext() -> Optional[str]:
-    from fastgram import _ext
-
-    return _ext.load_error()
-
-
-_PROBES = {"triton": _probe_triton, "ext": _probe_ext}
-
-
-def _load_backend_module(name: str) -> Optional[str]:
-    module = _BACKEND_MODULES[name]
-    try:
-        importlib.import_module(module)
-    except Exception as exc:
-        return f"importing {module} failed: {type(exc).__name__}: {exc}"
-    if not PROVIDES[name]:
-        return f"this build of fastgram has no {name} implementation of any op yet"
-    missing = sorted(set(PROVIDES[name]) - set(registered_ops(name)))
+        table = backend.table()
+    except Exception as exc:  # a broken backend must not break fastgram
+        return f"loading the {name} backend failed: {type(exc).__name__}: {exc}"
+    missing = sorted(set(backend.OPS) - set(table))
     if missing:
-        return f"{module} did not register its ops {', '.join(missing)}"
+        return f"{backend.__name__} has no implementation of {', '.join(missing)}"
+    _tables[name] = table
     return None
 
 
@@ -213,7 +127,7 @@ def unavailable_reason(name: str) -> Optional[str]:
         return None
     reason = _probe_results.get(name, _UNPROBED)
     if reason is _UNPROBED:
-        reason = _PROBES[name]() or _load_backend_module(name)
+        reason = _load_table(name)
         _probe_results[name] = reason
     return reason
 
@@ -226,6 +140,7 @@ def refresh() -> None:
     """
     with _lock:
         _probe_results.clear()
+        _tables.clear()
         _warned.clear()
 
 
@@ -317,43 +232,50 @@ def _warn_once(op: str, backend: str, reason: str, fallback: str) -> None:
     )
 
 
+def _implementation(name: str, op: str):
+    """Backend ``name``'s OpImpl of ``op`` (None if it has none); the backend
+    must already have passed its probe."""
+    return _tables[name].get(op) if name != "reference" else _reference_table()[op]
+
+
+def _reference_table() -> dict:
+    table = _tables.get("reference")
+    if table is None:
+        table = _tables["reference"] = _MODULES["reference"].table()
+    return table
+
+
 def select(op: str, device: torch.device, args: tuple, backend: Optional[str] = None) -> Callable:
     """Return the implementation of ``op`` to call with ``args`` on ``device``.
 
     ``backend`` is the op's ``backend=`` argument; ``None`` means the backend
     in force (:func:`get_backend`).
     """
-    impls = _impls.get(op)
-    if not impls or "reference" not in impls:
-        raise KeyError(f"fastgram op {op!r} has no reference implementation registered")
-    if backend is None:
-        name = get_backend()
-    else:
-        name = _check_name(backend, "backend")
+    reference = _reference_table()[op].fn
+    name = get_backend() if backend is None else _check_name(backend, "backend")
     if name == "reference":
-        return impls["reference"].fn
+        return reference
     if name == "auto":
         for candidate in AUTO_ORDER.get(device.type, ("reference",)):
             if candidate == "reference":
                 break
-            if op not in PROVIDES[candidate]:
+            if op not in _MODULES[candidate].OPS:
                 continue
             reason = unavailable_reason(candidate)
-            impl = impls.get(candidate)
-            if reason is None and impl is not None:
-                reason = impl.unsupported_reason(args)
+            if reason is None:
+                reason = _implementation(candidate, op).supports(*args)
                 if reason is None:
-                    return impl.fn
-            _warn_once(op, candidate, reason or "not registered", "the next backend in auto order")
-        return impls["reference"].fn
+                    return _implementation(candidate, op).fn
+            _warn_once(op, candidate, reason, "the next backend in auto order")
+        return reference
     _require_available(name, "backend")
-    impl = impls.get(name)
+    impl = _implementation(name, op)
     reason = (
         f"the {name} backend has no implementation of {op}"
         if impl is None
-        else impl.unsupported_reason(args)
+        else impl.supports(*args)
     )
     if reason is None:
         return impl.fn
     _warn_once(op, name, reason, "'reference'")
-    return impls["reference"].fn
+    return reference

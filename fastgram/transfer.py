@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import fastgram
 from fastgram import imageio
-from fastgram.ops import _validate
+from fastgram._version import __version__
+from fastgram import validation
 from fastgram.train import checkpoint, networks
 from fastgram.train.config import TrainConfig
 from fastgram.train.trainer import Trainer, resolve_device
@@ -108,7 +108,7 @@ class StyleTransferGAN:
             The same kind as ``content``: PIL images for PIL images and paths,
             tensors (on their own device) for tensors; a list for a list.
         """
-        alpha = _validate.in_unit_interval(alpha, "alpha")
+        alpha = validation.in_unit_interval(alpha, "alpha")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"size: expected None or a positive int, got {size!r}")
         single = not isinstance(content, (list, tuple))
@@ -123,7 +123,7 @@ class StyleTransferGAN:
         if (style is None) == (style_code is None):
             raise ValueError("style, style_code: give exactly one of them")
         if style_code is not None:
-            _validate.tensor(style_code, "style_code", (1, 2))
+            validation.tensor(style_code, "style_code", (1, 2))
             codes = style_code.reshape(-1, style_code.shape[-1]).to(self.device)
             if codes.shape[1] != self.config.style_dim:
                 raise ValueError(
@@ -170,7 +170,7 @@ class StyleTransferGAN:
 
     def _content_tensor(self, item: ImageLike, size):
         if isinstance(item, torch.Tensor):
-            _validate.tensor(item, "content", (3, 4))
+            validation.tensor(item, "content", (3, 4))
             if item.shape[-3] != 3:
                 raise ValueError(f"content: expected 3 (RGB) channels, got shape {tuple(item.shape)}")
             kind = "tensor3" if item.dim() == 3 else "tensor4"
@@ -184,7 +184,7 @@ class StyleTransferGAN:
 
     def _style_tensor(self, item: ImageLike) -> torch.Tensor:
         if isinstance(item, torch.Tensor):
-            _validate.tensor(item, "style", (3, 4))
+            validation.tensor(item, "style", (3, 4))
             batch = item.reshape(-1, *item.shape[-3:])
         else:
             batch = _load(item, "style").unsqueeze(0)
@@ -196,7 +196,7 @@ class StyleTransferGAN:
         """Write the configuration and the (EMA) inference weights atomically."""
         state = {
             "format": MODEL_FORMAT,
-            "fastgram_version": fastgram.__version__,
+            "fastgram_version": __version__,
             "config": self.config.to_dict(),
             "generator": self.generator.state_dict(),
             "style_encoder": self.style_encoder.state_dict(),

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from typing import Iterator, Optional
 
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+from .common import INTERPRETED, launch  # noqa: F401  (the launchers use common.launch)
+
 
 
 @dataclasses.dataclass
@@ -234,26 +233,6 @@ def split_rows(n: int, samples: int, channels: int, channels_last: bool, device)
     row_blocks = samples * triton.cdiv(channels, block_c)
     chunk, split = split_plan(n, row_blocks, block_n, device)
     return RowPlan(samples * channels, block_c, block_n, row_blocks, chunk, split, False)
-
-
-def launch(kernel, grid, *args, **kwargs) -> None:
-    """Launch through ``wrap_triton`` so torch.compile can trace the kernel.
-
-    Under the interpreter a kernel cannot run on fake tensors (they have no
-    data), and fake mode only needs the outputs' metadata, so the launch is
-    skipped there.
-    """
-    if INTERPRETED and any(
-        isinstance(a, torch.Tensor) and torch._subclasses.fake_tensor.is_fake(a) for a in args
-    ):
-        return
-    device = next(a.device for a in args if isinstance(a, torch.Tensor))
-    if device.type == "cuda":
-        # Triton launches on the current device: make it the tensors' one
-        with torch.cuda.device(device):
-            wrap_triton(kernel)[grid](*args, **kwargs)
-    else:
-        wrap_triton(kernel)[grid](*args, **kwargs)
 
 
 # --------------------------------------------------------------------------

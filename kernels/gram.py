@@ -45,24 +45,24 @@ formed in fp32 in registers, and the loss is float32 for half inputs.
 
 The launchers here allocate outputs, pick block sizes and launch through
 ``torch.library.wrap_triton`` so that they trace under ``torch.compile``; they
-know nothing of autograd (see :mod:`fastgram.kernels.gram_ops`).
+know nothing of autograd (see :mod:`fastgram.backends.triton.gram_matrix`) and
+do not check their arguments (the registered operators do, with
+:mod:`fastgram.backends.checks`). The style-loss launchers are in
+:mod:`fastgram.kernels.style_loss`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import struct
 from typing import Optional, Sequence
 
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
-# The interpreter is chosen when triton is first imported; kernels written for
-# it must avoid one of its bugs (see dot_config).
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+from .common import INTERPRETED, launch
+
 
 # Tests set this to fill every output and workspace with NaN before a launch,
 # so that an element a kernel forgets to write cannot pass unnoticed.
@@ -515,40 +515,6 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def check_features(x: torch.Tensor, name: str) -> None:
-    """The checks a direct ``torch.ops.fastgram.triton_*`` call needs so that
-    no kernel can read out of bounds."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a float16, bfloat16, float32 or float64 tensor, "
-                        f"got dtype {x.dtype}")
-    if x.dim() not in (3, 4):
-        raise ValueError(f"{name}: expected a (B, C, N) or (B, C, H, W) tensor, "
-                         f"got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(x.shape)}")
-    if x.device.type != "cuda" and not (x.device.type == "cpu" and INTERPRETED):
-        raise ValueError(f"{name}: expected a CUDA tensor (CPU tensors only with "
-                         f"TRITON_INTERPRET=1), got one on {x.device}")
-
-
-def check_target(t: torch.Tensor, x: torch.Tensor, name: str) -> None:
-    if not isinstance(t, torch.Tensor) or t.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a floating-point tensor")
-    batch, channels = x.shape[0], x.shape[1]
-    if t.dim() not in (2, 3) or t.shape[-2:] != (channels, channels) or (
-        t.dim() == 3 and t.shape[0] != batch
-    ):
-        raise ValueError(f"{name}: expected shape ({channels}, {channels}) or "
-                         f"({batch}, {channels}, {channels}), got {tuple(t.shape)}")
-    if t.device != x.device:
-        raise ValueError(f"{name}: expected a tensor on {x.device}, got one on {t.device}")
-
-
 def _flattens(x: torch.Tensor) -> bool:
     """Whether (B, C, H, W) ``x`` views as (B, C, H*W) with one stride over H*W."""
     _, _, h, w = x.shape
@@ -591,32 +557,6 @@ def _target_strides(t: Optional[torch.Tensor]) -> tuple:
 # launchers
 
 
-def _launch(kernel, grid, *args, **kwargs) -> None:
-    """Launch through ``wrap_triton`` (so torch.compile traces the kernel) on
-    the tensors' own CUDA device (Triton launches on the current one).
-
-    Fake tensors (torch.compile, opcheck) carry no data: a compiled kernel is
-    only recorded for them, but the interpreter would try to run it, so under
-    the interpreter the launch is skipped, and the outputs' metadata is all
-    that fake mode needs."""
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    if INTERPRETED and any(torch._subclasses.fake_tensor.is_fake(t) for t in tensors):
-        if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
-            # a graph is being recorded (AOT autograd, make_fx): without the
-            # kernel it would compute nothing, so refuse rather than mislead
-            raise RuntimeError(
-                "torch.compile cannot trace interpreted Triton kernels into a graph: "
-                "compile on a CUDA device, or use backend='eager' under TRITON_INTERPRET=1"
-            )
-        return
-    device = tensors[0].device
-    if device.type == "cuda":
-        with torch.cuda.device(device):
-            wrap_triton(kernel)[grid](*args, **kwargs)
-    else:
-        wrap_triton(kernel)[grid](*args, **kwargs)
-
-
 def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
                     loss_parts=None, loss_offset=0, coef=0.0, store_direction=False) -> None:
     """One layer: G (B, C, C) into ``out``; with ``target`` also its loss
@@ -633,7 +573,7 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
     common = dict(BLOCK_C=plan.block_c, FP64=dot.fp64, num_warps=plan.num_warps)
     finish = dict(FUSE_LOSS=fuse, STORE_DIRECTION=fuse and store_direction)
     if plan.split == 1:
-        _launch(
+        launch(
             _gram_forward_kernel, (plan.pairs, 1, batch),
             f, *strides, out, 0, *out.stride(), t_arg, *t_strides, l_arg, loss_offset,
             channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
@@ -644,7 +584,7 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
         )
         return
     ws = _empty((plan.split, batch, channels, channels), accumulation_dtype(f.dtype), f.device)
-    _launch(
+    launch(
         _gram_forward_kernel, (plan.pairs, plan.split, batch),
         f, *strides, ws, *ws.stride(), ws, 0, 0, 0, ws, 0,
         channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
@@ -654,7 +594,7 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
     )
     # Finer tiles than the product's: every one lies inside an upper product
     # tile (finish_block divides block_c), so it reads only written partials.
-    _launch(
+    launch(
         _gram_split_reduce_kernel, (plan.finish_pairs, batch),
         ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
         l_arg, loss_offset, channels, scale_hi, scale_lo, coef_hi, coef_lo,
@@ -665,7 +605,6 @@ def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
 
 def gram_forward(x: torch.Tensor, scale: float) -> torch.Tensor:
     """``scale * F F^T`` per sample, (B, C, C) in the dtype of ``x``."""
-    check_features(x, "x")
     f, strides = as_bcn(x)
     batch, channels, n = _layer_sizes(f)
     out = _empty((batch, channels, channels), x.dtype, x.device)
@@ -680,7 +619,7 @@ def _launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -
     _, d_strides = as_bcn(df)
     coef_hi, coef_lo = _split_float(coef, "scale")
     grid = (triton.cdiv(channels, plan.block_m), triton.cdiv(n, plan.block_n), batch)
-    _launch(
+    launch(
         _gram_backward_kernel, grid,
         a, *a.stride(), target if target is not None else a, *_target_strides(target),
         f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a,
@@ -700,12 +639,6 @@ def backward_stages(plan: BackwardPlan, a_mode: int) -> int:
 
 def gram_backward(grad: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
     """dL/dx = scale * (dG + dG^T) F for dL/dG = ``grad`` (B, C, C), any strides."""
-    check_features(x, "x")
-    batch, channels = x.shape[0], x.shape[1]
-    if not isinstance(grad, torch.Tensor) or grad.shape != (batch, channels, channels):
-        raise ValueError(f"grad: expected a tensor of shape {(batch, channels, channels)}")
-    if grad.device != x.device:
-        raise ValueError(f"grad: expected a tensor on {x.device}, got one on {grad.device}")
     f, strides = as_bcn(x)
     df = _grad_like(f)
     _launch_backward(grad, A_SUM_TRANSPOSE, None, f, strides, df, float(scale))
@@ -715,79 +648,3 @@ def gram_backward(grad: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Te
 def _layer_sizes(f: torch.Tensor) -> tuple:
     batch, channels = f.shape[0], f.shape[1]
     return batch, channels, f.numel() // (batch * channels)
-
-
-def saved_dtype(dtype: torch.dtype, keep_gram: bool) -> torch.dtype:
-    """dtype of what the style loss keeps per layer for its backward pass.
-
-    G itself (``keep_gram``, needed for target gradients) in the accumulation
-    dtype; else 2 G - T - T^T in the dtype the backward's tensor-core product
-    consumes, the features' own (fp32 for fp16, whose range is too narrow
-    for an unnormalised Gram)."""
-    if keep_gram or dtype == torch.float16:
-        return accumulation_dtype(dtype)
-    return dtype
-
-
-def style_loss_forward(features: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
-                       weights: Sequence[float], scales: Sequence[float],
-                       keep_gram: bool) -> tuple:
-    """``sum_l w_l mean((s_l F_l F_l^T - T_l)^2)`` and, per layer, what the
-    backward pass needs (see :func:`saved_dtype`). One loss partial per tile
-    program, all layers in one buffer, summed once in a fixed order."""
-    if not (len(features) == len(targets) == len(weights) == len(scales)) or not features:
-        raise ValueError("features, targets, weights, scales: expected equally long, "
-                         "non-empty sequences")
-    first = features[0]
-    check_features(first, "features[0]")
-    layers = []
-    slots = 0
-    for i, (x, t) in enumerate(zip(features, targets)):
-        check_features(x, f"features[{i}]")
-        check_target(t, x, f"targets[{i}]")
-        if x.dtype != first.dtype or x.device != first.device:
-            raise ValueError(f"features[{i}]: expected the dtype and device of features[0]")
-        f, strides = as_bcn(x)
-        batch, channels, n = _layer_sizes(f)
-        plan = plan_forward(batch, channels, n, f.dtype, f.device)
-        layers.append((f, strides, batch, channels, n, t, slots))
-        slots += batch * plan.finish_pairs
-    parts = _empty((slots,), accumulation_dtype(first.dtype), first.device)
-    saved = []
-    for (f, strides, batch, channels, n, t, offset), w, s in zip(layers, weights, scales):
-        out = _empty((batch, channels, channels), saved_dtype(f.dtype, keep_gram), f.device)
-        coef = float(w) / (batch * channels * channels)
-        _launch_forward(f, strides, batch, channels, n, float(s), out, t, parts, offset, coef,
-                        store_direction=not keep_gram)
-        saved.append(out)
-    return parts.sum(), saved
-
-
-def style_loss_backward(grad: torch.Tensor, features: Sequence[torch.Tensor],
-                        targets: Sequence[torch.Tensor], saved: Sequence[torch.Tensor],
-                        weights: Sequence[float], scales: Sequence[float],
-                        keep_gram: bool) -> list:
-    """dL/dF_l = g * 2 s_l w_l / (B C_l^2) * (2 G_l - T_l - T_l^T) F_l for the
-    loss gradient g (a 0-d tensor, read on the device: no host sync), from
-    what :func:`style_loss_forward` saved with the same ``keep_gram``."""
-    count = len(features)
-    if not count or not (len(targets) == len(saved) == len(weights) == len(scales) == count):
-        raise ValueError("features, targets, saved, weights, scales: expected equally long, "
-                         "non-empty sequences")
-    if not isinstance(grad, torch.Tensor) or grad.numel() != 1 or grad.device != features[0].device:
-        raise ValueError("grad: expected a one-element tensor on the device of the features")
-    mode = A_GRAM_MINUS_TARGET if keep_gram else A_AS_IS
-    grads = []
-    for i, (x, t, m, w, s) in enumerate(zip(features, targets, saved, weights, scales)):
-        check_features(x, f"features[{i}]")
-        check_target(t, x, f"targets[{i}]")
-        check_target(m, x, f"saved[{i}]")
-        if m.dim() != 3:
-            raise ValueError(f"saved[{i}]: expected a (B, C, C) tensor, got {tuple(m.shape)}")
-        f, strides = as_bcn(x)
-        batch, channels, _ = _layer_sizes(f)
-        df = _grad_like(f)
-        coef = 2.0 * float(s) * float(w) / (batch * channels * channels)
-        _launch_backward(m, mode, t, f, strides, df, coef, grad)
-        grads.append(df)
-    return grads

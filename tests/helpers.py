@@ -49,9 +49,9 @@ def require_extension() -> None:
 
     import pytest
 
-    from fastgram import _ext
+    from fastgram.backends.ext import load as ext_load
 
-    reason = _ext.load_error()
+    reason = ext_load.load_error()
     if reason is not None:
         if os.environ.get("FASTGRAM_REQUIRE_EXT") == "1":
             pytest.fail(f"extension required but unavailable: {reason}")

@@ -13,27 +13,32 @@ import torch
 
 import fastgram
 from fastgram import dispatch, ops
+from fastgram.backends import OpImpl, reference
 from fastgram.dispatch import BackendUnavailableError, FastgramFallbackWarning
 
 X = torch.randn(2, 3, 4, 4)
 
 
 class FakeExt:
-    """A controllable ``ext`` backend providing gram_matrix and style_loss."""
+    """A controllable ``ext`` backend module providing gram_matrix and
+    style_loss (the reference functions, recording each call)."""
+
+    NAME = "ext"
+    OPS = ("gram_matrix", "style_loss")
+    __name__ = "fake_ext"
 
     def __init__(self, monkeypatch):
         self.calls = []
         self.unavailable = None  # reason, or None for available
         self.unsupported = None  # reason returned by supports(), or None
-        monkeypatch.setitem(dispatch._PROBES, "ext", lambda: self.unavailable)
-        # Loading the backend imports an already imported, harmless module.
-        monkeypatch.setitem(dispatch._BACKEND_MODULES, "ext", "fastgram.ops")
-        monkeypatch.setitem(dispatch.PROVIDES, "ext", ("gram_matrix", "style_loss"))
-        # Whatever real ext implementation exists is put back afterwards.
-        self.saved = {op: dispatch._impls[op].get("ext") for op in ("gram_matrix", "style_loss")}
-        for op in self.saved:
-            reference = dispatch._impls[op]["reference"].fn
-            dispatch.register(op, "ext", self._recording(op, reference), self._supports)
+        monkeypatch.setitem(dispatch._MODULES, "ext", self)
+
+    def probe(self):
+        return self.unavailable
+
+    def table(self):
+        return {op: OpImpl(self._recording(op, getattr(reference, op)), self._supports)
+                for op in self.OPS}
 
     def _recording(self, op, fn):
         def impl(*args):
@@ -45,19 +50,13 @@ class FakeExt:
     def _supports(self, *args):
         return self.unsupported
 
-    def remove(self):
-        for op, impl in self.saved.items():
-            dispatch.unregister(op, "ext")
-            if impl is not None:
-                dispatch.register(op, "ext", impl.fn, impl.supports)
-
 
 @pytest.fixture
 def fake_ext(monkeypatch):
     fake = FakeExt(monkeypatch)
     dispatch.refresh()
     yield fake
-    fake.remove()
+    dispatch.refresh()
 
 
 def fallback_warnings(record):
@@ -215,11 +214,22 @@ def test_unknown_env_value_is_rejected(monkeypatch):
         ops.gram_matrix(X)
 
 
-def test_backend_that_forgets_an_op_it_promises_is_unavailable(fake_ext):
-    dispatch.unregister("style_loss", "ext")
+def test_backend_that_forgets_an_op_it_promises_is_unavailable(fake_ext, monkeypatch):
+    full_table = fake_ext.table
+    monkeypatch.setattr(fake_ext, "table", lambda: {"gram_matrix": full_table()["gram_matrix"]})
     dispatch.refresh()
     status = fastgram.backends()["ext"]
-    assert not status.available and "did not register" in status.reason
+    assert not status.available and "no implementation of style_loss" in status.reason
+
+
+def test_backend_whose_table_raises_is_unavailable(fake_ext, monkeypatch):
+    def broken():
+        raise ImportError("simulated: kernels missing")
+
+    monkeypatch.setattr(fake_ext, "table", broken)
+    dispatch.refresh()
+    status = fastgram.backends()["ext"]
+    assert not status.available and "simulated: kernels missing" in status.reason
 
 
 def test_triton_probe_explains_missing_device(monkeypatch):
@@ -229,11 +239,6 @@ def test_triton_probe_explains_missing_device(monkeypatch):
     status = fastgram.backends()["triton"]
     assert not status.available
     assert "CUDA" in status.reason or "not installed" in status.reason
-
-
-def test_register_rejects_unknown_backend():
-    with pytest.raises(ValueError, match="^backend:"):
-        dispatch.register("gram_matrix", "opencl", lambda *a: None)
 
 
 @pytest.mark.parametrize("backend", ["reference", "auto"])

@@ -18,14 +18,14 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.fixture(scope="module", autouse=True)
 def ext_with_cuda():
-    from fastgram import _ext, _ext_ops
+    from fastgram.backends.ext import load as ext_load, support as ext_support
 
-    from fastgram import _ext_build
+    from fastgram.backends.ext import build as ext_build
 
-    reason = _ext.load_error()
+    reason = ext_load.load_error()
     required = os.environ.get("FASTGRAM_REQUIRE_EXT") == "1"
-    if reason is None and "cuda" not in _ext_ops.devices_built():
-        toolkit_missing = _ext_build.cuda_build_possible()
+    if reason is None and "cuda" not in ext_support.devices_built():
+        toolkit_missing = ext_build.cuda_build_possible()
         reason = f"the extension was built without its CUDA kernels ({toolkit_missing or 'see FASTGRAM_EXT_CUDA'})"
         # Without a CUDA toolkit there is nothing to require.
         required = required and toolkit_missing is None
@@ -62,7 +62,7 @@ reference_results = reference_style_loss_and_grads
 def test_gram_matches_reference(dtype, channels, n, gen):
     x = randn(2, channels, n, gen=gen, dtype=dtype, device="cuda", requires_grad=True)
     scale = 1.0 / (channels * n)
-    out = ops().ext_gram_forward(x, scale)
+    out = ops().ext_gram_matrix(x, scale)
     assert out.dtype == dtype
     assert_close(out, reference.gram_matrix(x.detach().double(), scale), RTOL[dtype], "gram")
     upstream = randn(2, channels, channels, gen=gen, device="cuda")
@@ -78,7 +78,7 @@ def test_style_loss_matches_reference(dtype, per_sample, gen):
     features, targets, weights, scales = layers(dtype, gen, per_sample)
     fs = [f.clone().requires_grad_() for f in features]
     ts = [t.clone().requires_grad_() for t in targets]
-    loss, _ = ops().ext_style_loss_forward(fs, ts, weights, scales)
+    loss, _ = ops().ext_style_loss(fs, ts, weights, scales)
     assert loss.dtype == torch.float32
     ref_loss, ref_f, ref_t = reference_results(features, targets, weights, scales)
     assert_close(loss, ref_loss, RTOL[dtype], "loss")
@@ -93,7 +93,7 @@ def test_long_rows_and_channels_last(gen):
     f.requires_grad_()
     t = randn(4, 4, gen=gen, device="cuda")
     s = 1.0 / (4 * 256 * 300)
-    loss = ops().ext_style_loss_forward([f], [t], [1.0], [s])[0]
+    loss = ops().ext_style_loss([f], [t], [1.0], [s])[0]
     ref_loss, ref_f, _ = reference_results([f], [t], [1.0], [s])
     assert_close(loss, ref_loss, RTOL[torch.float32])
     loss.backward()
@@ -110,7 +110,7 @@ def test_non_default_stream_and_no_host_sync(gen):
     torch.cuda.set_sync_debug_mode("error")
     try:
         with torch.cuda.stream(stream):
-            loss, _ = ops().ext_style_loss_forward(fs, targets, weights, scales)
+            loss, _ = ops().ext_style_loss(fs, targets, weights, scales)
             loss.backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -124,9 +124,9 @@ def test_non_default_stream_and_no_host_sync(gen):
 def test_opcheck_on_cuda(gen):
     features, targets, weights, scales = layers(torch.float32, gen, per_sample=True)
     features = [f.requires_grad_() for f in features]
-    torch.library.opcheck(ops().ext_style_loss_forward.default, (features, targets, weights, scales))
+    torch.library.opcheck(ops().ext_style_loss.default, (features, targets, weights, scales))
     x = randn(2, 5, 3, 4, gen=gen, device="cuda", requires_grad=True)
-    torch.library.opcheck(ops().ext_gram_forward.default, (x, 0.25))
+    torch.library.opcheck(ops().ext_gram_matrix.default, (x, 0.25))
 
 
 def test_float64_on_cuda_routes_to_reference(gen):

@@ -157,7 +157,7 @@ def test_cli_train_then_stylize(tmp_path):
         (["train", "--content", ".", "--style", ".", "--out", "x", "--steps", "-3"],
          "expected a positive integer"),
         (["train", "--content", ".", "--style", ".", "--out", "x", "--lr", "fast"],
-         "expected a number"),
+         "expected a finite number > 0"),
         (["train", "--content", ".", "--style", ".", "--out", "x", "--size", "30"],
          "size: expected a multiple of 4"),
         (["stylize", "missing.png", "--style", "s.png", "--checkpoint", "c.pt"],

@@ -25,7 +25,8 @@ from fastgram.dispatch import FastgramFallbackWarning
 from fastgram.ops import reference
 
 gram = pytest.importorskip("fastgram.kernels.gram", reason="triton is not installed")
-from fastgram.kernels import gram_ops  # noqa: E402
+from fastgram.kernels import common as kernel_common, style_loss as style_kernels  # noqa: E402
+from fastgram.backends.triton import gram_matrix as triton_gram, style_loss as triton_style  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 # CPU tensors reach the kernels only through the interpreter; on a CUDA
@@ -49,16 +50,16 @@ def _force_split(monkeypatch, **extra):
     monkeypatch.setattr(gram, "TUNING", tuning)
 
 
-def _triton_gram(x, scale=None):
+def _triton_gram_matrix(x, scale=None):
     """The triton backend's registered function, called as dispatch calls it
     (the public op in front of it is tested through dispatch separately, and
     would send float64 on CUDA to cuBLAS instead)."""
-    return gram_ops.gram_matrix(x, _scale(x) if scale is None else scale)
+    return triton_gram.run(x, _scale(x) if scale is None else scale)
 
 
 def _triton_style_loss(feats, targs, weights):
     weights = [1.0] * len(feats) if weights is None else list(weights)
-    return gram_ops.style_loss(feats, targs, weights, [_scale(f) for f in feats])
+    return triton_style.run(feats, targs, weights, [_scale(f) for f in feats])
 
 
 def _ref_gram(x, scale):
@@ -70,7 +71,7 @@ def _scale(x):
 
 
 def _check_gram_forward(x, what="gram"):
-    g = _triton_gram(x)
+    g = _triton_gram_matrix(x)
     assert g.dtype == x.dtype and g.shape == (x.shape[0], x.shape[1], x.shape[1])
     assert torch.isfinite(g).all(), f"{what}: unwritten (NaN-poisoned) or non-finite entries"
     assert torch.equal(g, g.transpose(1, 2)), f"{what}: not bitwise symmetric"
@@ -82,7 +83,7 @@ def _check_gram_backward(x, what="gram"):
     """Gradient for a random, non-symmetric upstream dG."""
     x = x.detach().requires_grad_(True)
     x64 = x.detach().to(torch.float64).requires_grad_(True)
-    g = _triton_gram(x)
+    g = _triton_gram_matrix(x)
     dg = randn(*g.shape, dtype=torch.float64, device=x.device)
     g.backward(dg.to(x.dtype))
     reference.gram_matrix(x64, _scale(x)).backward(dg)
@@ -125,7 +126,7 @@ def test_triton_gram_backward_matches_reference(device, dtype, shape, gen):
 def test_triton_gram_backward_of_expanded_upstream_gradient(device, gen):
     # g.sum().backward() hands the kernel a stride-0 (expanded) dG
     x = randn(2, 5, 9, gen=gen, device=device, requires_grad=True)
-    _triton_gram(x).sum().backward()
+    _triton_gram_matrix(x).sum().backward()
     x64 = x.detach().double().requires_grad_(True)
     reference.gram_matrix(x64, _scale(x)).sum().backward()
     assert_close(x.grad, x64.grad, RTOL[torch.float32], "dx")
@@ -228,7 +229,7 @@ def test_triton_gram_constant_and_zero_channels(device, gen):
 @pytest.mark.parametrize("scale", [1.0, 0.37, 1e-6])
 def test_triton_gram_scale(device, scale, gen):
     x = randn(2, 4, 20, gen=gen, device=device)
-    g = _triton_gram(x, scale)
+    g = _triton_gram_matrix(x, scale)
     assert_close(g, _ref_gram(x, scale), RTOL[torch.float32], f"scale={scale}")
 
 
@@ -238,7 +239,7 @@ def test_triton_gram_float64_and_gradcheck(device, gen):
     _check_gram_forward(x, "float64")
     _check_gram_backward(x, "float64")
     x = randn(2, 3, 5, dtype=torch.float64, gen=gen, device=device, requires_grad=True)
-    assert torch.autograd.gradcheck(_triton_gram, (x,))
+    assert torch.autograd.gradcheck(_triton_gram_matrix, (x,))
 
 
 # --------------------------------------------------------------------------
@@ -407,9 +408,10 @@ def test_triton_gram_registered_with_dispatch():
     status = fastgram.backends()["triton"]
     assert status.available, status.reason
     assert {"gram_matrix", "style_loss"} <= set(status.ops)
-    assert {"gram_matrix", "style_loss"} <= set(dispatch.registered_ops("triton"))
+    table = dispatch._tables["triton"]
+    assert {"gram_matrix", "style_loss"} <= set(table)
     for op in ("gram_matrix", "style_loss"):
-        ours = inspect.signature(getattr(gram_ops, op)).parameters
+        ours = inspect.signature(table[op].fn).parameters
         assert list(ours) == list(inspect.signature(getattr(reference, op)).parameters)
 
 
@@ -417,12 +419,12 @@ def test_triton_gram_registered_with_dispatch():
 def test_triton_gram_selected_for_supported_inputs(device, gen):
     x = randn(1, 2, 3, gen=gen, device=device)
     t = randn(2, 2, gen=gen, device=device)
-    assert dispatch.select("gram_matrix", x.device, (x, 1.0), "triton") is gram_ops.gram_matrix
+    assert dispatch.select("gram_matrix", x.device, (x, 1.0), "triton") is triton_gram.run
     args = ([x], [t], [1.0], [1.0])
-    assert dispatch.select("style_loss", x.device, args, "triton") is gram_ops.style_loss
+    assert dispatch.select("style_loss", x.device, args, "triton") is triton_style.run
     if x.device.type == "cuda":  # auto prefers Triton on CUDA
-        assert dispatch.select("gram_matrix", x.device, (x, 1.0)) is gram_ops.gram_matrix
-        assert dispatch.select("style_loss", x.device, args) is gram_ops.style_loss
+        assert dispatch.select("gram_matrix", x.device, (x, 1.0)) is triton_gram.run
+        assert dispatch.select("style_loss", x.device, args) is triton_style.run
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -430,8 +432,8 @@ def test_triton_gram_float64_routing(device):
     # float64 runs on the Triton kernels where they are a test vehicle (the
     # interpreter); on CUDA cuBLAS (the reference) is much faster
     x = torch.ones(1, 2, 3, dtype=torch.float64, device=device)
-    reason = gram_ops._gram_supports(x, 1.0)
-    style_reason = gram_ops._style_supports([x], [x[0, :, :2]], [1.0], [1.0])
+    reason = triton_gram.supports(x, 1.0)
+    style_reason = triton_style.supports([x], [x[0, :, :2]], [1.0], [1.0])
     if device == "cuda":
         assert reason and "float64" in reason and style_reason == reason
     else:
@@ -439,14 +441,14 @@ def test_triton_gram_float64_routing(device):
 
 
 def test_triton_gram_cpu_without_interpreter_routes_to_reference(monkeypatch):
-    monkeypatch.setattr(gram, "INTERPRETED", False)
+    monkeypatch.setattr(kernel_common, "INTERPRETED", False)
     x = torch.ones(1, 2, 3)
-    reason = gram_ops._gram_supports(x, 1.0)
+    reason = triton_gram.supports(x, 1.0)
     assert reason and "TRITON_INTERPRET" in reason
-    assert "TRITON_INTERPRET" in gram_ops._style_supports([x], [torch.ones(2, 2)], [1.0], [1.0])
-    assert gram_ops._gram_supports(torch.ones(1, 2, 3, device="meta"), 1.0)
+    assert "TRITON_INTERPRET" in triton_style.supports([x], [torch.ones(2, 2)], [1.0], [1.0])
+    assert triton_gram.supports(torch.ones(1, 2, 3, device="meta"), 1.0)
     with pytest.raises(ValueError, match="TRITON_INTERPRET"):
-        gram.gram_forward(x, 1.0)  # the launcher refuses what Triton cannot read
+        torch.ops.fastgram.triton_gram_matrix(x, 1.0)  # the op refuses what Triton cannot read
     if gram.INTERPRETED or CUDA:  # the triton backend is loaded: explicit use falls back
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -459,13 +461,13 @@ def test_triton_gram_cpu_without_interpreter_routes_to_reference(monkeypatch):
 def test_triton_gram_direct_op_calls_validate(device):
     op = torch.ops.fastgram
     with pytest.raises(TypeError, match="x"):
-        op.triton_gram(torch.ones(1, 2, 3, dtype=torch.int32, device=device), 1.0)
+        op.triton_gram_matrix(torch.ones(1, 2, 3, dtype=torch.int32, device=device), 1.0)
     with pytest.raises(ValueError, match="x"):
-        op.triton_gram(torch.ones(2, 3, device=device), 1.0)
+        op.triton_gram_matrix(torch.ones(2, 3, device=device), 1.0)
     with pytest.raises(ValueError, match="x"):
-        op.triton_gram(torch.ones(1, 0, 3, device=device), 1.0)
+        op.triton_gram_matrix(torch.ones(1, 0, 3, device=device), 1.0)
     with pytest.raises(ValueError, match="grad"):
-        op.triton_gram_backward(torch.ones(1, 3, 3, device=device),
+        op.triton_gram_matrix_backward(torch.ones(1, 3, 3, device=device),
                                 torch.ones(1, 2, 3, device=device), 1.0)
     x = torch.ones(2, 3, 4, device=device)
     with pytest.raises(ValueError, match=r"targets\[0\]"):
@@ -483,7 +485,7 @@ def test_triton_gram_direct_op_calls_validate(device):
                                       [torch.ones(2, 3, 3, device=device)], [1.0], [1.0], False)
     if device == "cuda":  # a CPU tensor handed to the kernels without the interpreter
         with pytest.raises(ValueError, match="x"):
-            op.triton_gram(torch.ones(1, 2, 3), 1.0)
+            op.triton_gram_matrix(torch.ones(1, 2, 3), 1.0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -493,7 +495,7 @@ def test_triton_gram_opcheck_schema_autograd_fake(device, gen):
     t = randn(4, 4, gen=gen, device=device)
     utils = ("test_schema", "test_autograd_registration", "test_faketensor")
     cases = [
-        (torch.ops.fastgram.triton_gram, (x, 0.3)),
+        (torch.ops.fastgram.triton_gram_matrix, (x, 0.3)),
         (torch.ops.fastgram.triton_style_loss, ([x], [t], [0.5], [0.1], False)),
         (torch.ops.fastgram.triton_style_loss,
          ([x], [t.clone().requires_grad_(True)], [0.5], [0.1], True)),
@@ -512,7 +514,7 @@ def test_triton_gram_dynamo_fullgraph_without_breaks(device, gen):
     t = randn(4, 4, gen=gen, device=device)
 
     def step(a):
-        return _triton_gram(a).sum() + _triton_style_loss([a], [t], [0.7])
+        return _triton_gram_matrix(a).sum() + _triton_style_loss([a], [t], [0.7])
 
     explained = torch._dynamo.explain(step)(x)
     assert explained.graph_break_count == 0 and explained.graph_count == 1
@@ -530,7 +532,7 @@ def test_triton_gram_interpreter_refuses_graph_capture(gen):
     torch._dynamo.reset()
     x = randn(2, 3, 4, gen=gen, requires_grad=True)
     with pytest.raises(Exception, match="cannot trace interpreted Triton kernels"):
-        torch.compile(_triton_gram, fullgraph=True, backend="aot_eager")(x)
+        torch.compile(_triton_gram_matrix, fullgraph=True, backend="aot_eager")(x)
 
 
 def test_triton_gram_fp32_precision_follows_pytorch():
@@ -560,7 +562,7 @@ def test_triton_gram_tf32_when_allowed(gen):
     saved = torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = True
-        g = _triton_gram(x)
+        g = _triton_gram_matrix(x)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     # tf32 keeps 10 mantissa bits: a looser bound than ieee fp32's 1e-5
@@ -572,7 +574,7 @@ def test_triton_gram_tf32_when_allowed(gen):
 def test_triton_gram_opcheck(gen):
     x = randn(2, 6, 40, gen=gen, device="cuda", requires_grad=True)
     t = randn(6, 6, gen=gen, device="cuda")
-    torch.library.opcheck(torch.ops.fastgram.triton_gram, (x, 0.25))
+    torch.library.opcheck(torch.ops.fastgram.triton_gram_matrix, (x, 0.25))
     for keep_gram in (False, True):
         torch.library.opcheck(torch.ops.fastgram.triton_style_loss,
                               ([x], [t], [0.5], [0.25], keep_gram))
@@ -588,8 +590,8 @@ def test_triton_gram_compiles_fullgraph(gen):
     # the backend's registered functions, as dispatch hands them out: the
     # custom ops and their autograd must trace without a graph break
     def step(a, b):
-        g = gram_ops.gram_matrix(a, 1.0 / a[0].numel())
-        return g.sum() + gram_ops.style_loss([a, b], targs, [1.0, 0.3], [0.01, 0.02])
+        g = triton_gram.run(a, 1.0 / a[0].numel())
+        return g.sum() + triton_style.run([a, b], targs, [1.0, 0.3], [0.01, 0.02])
 
     compiled = torch.compile(step, fullgraph=True)
     out = compiled(*feats)
@@ -625,7 +627,7 @@ def _sm90_configs():
     for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
         fp64 = dtype == torch.float64
         feat, acc = "*" + _TL[dtype], "*fp64" if fp64 else "*fp32"
-        direction_out = "*" + _TL[gram.saved_dtype(dtype, False)]
+        direction_out = "*" + _TL[style_kernels.saved_dtype(dtype, False)]
         for precision in ("ieee", "tf32") if dtype == torch.float32 else ("tf32",):
             dot = dict(PRECISION=precision, USE_DOT=not fp64, UPCAST=False, FP64=fp64)
             for size in (256, 512):

@@ -23,7 +23,9 @@ from helpers import RTOL, assert_close, randn
 
 pytest.importorskip("triton", reason="the Triton kernels need triton installed")
 
-from fastgram.kernels import _norm_common, norm_ops  # noqa: E402
+from fastgram.backends import checks  # noqa: E402
+from fastgram.backends.triton import adain as triton_adain, instance_norm as triton_in, support as triton_support  # noqa: E402
+from fastgram.kernels import _norm_common, common as kernel_common, instance_norm as in_kernels  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
@@ -89,7 +91,7 @@ def _compare(fn_kernel, fn_ref, tensors, dtype, view=lambda t: t, grad=None, nam
 
 
 def _in_kernel(eps=EPS, activation=None, slope=0.01):
-    code = norm_ops.in_kernels.ACTIVATION_CODES[activation]
+    code = checks.ACTIVATION_CODES[activation]
 
     def fn(x, w, b):
         return torch.ops.fastgram.triton_instance_norm(x, w, b, eps, code, slope)[0]
@@ -413,8 +415,8 @@ def test_double_backward_matches_reference(device, op):
 
 def test_only_create_graph_passes_leave_the_kernels(device, monkeypatch):
     calls = []
-    kernel_backward = norm_ops.in_kernels.backward
-    monkeypatch.setattr(norm_ops.in_kernels, "backward",
+    kernel_backward = in_kernels.backward
+    monkeypatch.setattr(in_kernels, "backward",
                         lambda *a, **k: calls.append(1) or kernel_backward(*a, **k))
     x, w, b = _in_inputs((2, 3, 4, 4), torch.float32, device, "C")
     x.requires_grad_(True)
@@ -486,10 +488,10 @@ def test_triton_backend_reports_and_routes(device):
     assert {"instance_norm", "adain"} <= set(status.ops)
     x, w, b = _in_inputs((2, 3, 5, 5), torch.float32, device)
     args = (x, w, b, EPS, "relu", 0.01)
-    assert dispatch.select("instance_norm", x.device, args, "triton") is norm_ops.instance_norm
+    assert dispatch.select("instance_norm", x.device, args, "triton") is triton_in.run
     content, style = _adain_inputs((2, 3, 5, 5), (1, 3, 4, 4), torch.float32, device)
     assert dispatch.select("adain", x.device, (content, style, EPS, 0.5), "triton") \
-        is norm_ops.adain
+        is triton_adain.run
     # the public ops with backend="triton" run the kernels, no fallback warning
     import warnings
 
@@ -505,17 +507,17 @@ def test_triton_backend_reports_and_routes(device):
 
 def test_supports_reasons(monkeypatch):
     x = torch.randn(2, 3, 4, 4)
-    monkeypatch.setattr(_norm_common, "INTERPRETED", False)
-    reason = norm_ops.supports_instance_norm(x, None, None, EPS, None, 0.01)
+    monkeypatch.setattr(kernel_common, "INTERPRETED", False)
+    reason = triton_in.supports(x, None, None, EPS, None, 0.01)
     assert reason is not None and "TRITON_INTERPRET" in reason
     meta = torch.empty(2, 3, 4, 4, device="meta")
-    assert "content" in norm_ops.supports_adain(meta, x, EPS, 1.0)
-    monkeypatch.setattr(_norm_common, "INTERPRETED", True)
-    assert "style" in norm_ops.supports_adain(x, meta, EPS, 1.0)
-    assert norm_ops.supports_instance_norm(x, None, None, EPS, None, 0.01) is None
+    assert "content" in triton_adain.supports(meta, x, EPS, 1.0)
+    monkeypatch.setattr(kernel_common, "INTERPRETED", True)
+    assert "style" in triton_adain.supports(x, meta, EPS, 1.0)
+    assert triton_in.supports(x, None, None, EPS, None, 0.01) is None
     huge = torch.empty(1, 2**15, 2**8, 2**8, device="meta")
-    assert norm_ops.sample_reach(huge) == 2**31 - 1
-    assert norm_ops.sample_reach(huge[:, :, :, :-1]) < 2**31 - 1
+    assert triton_support.sample_reach(huge) == 2**31 - 1
+    assert triton_support.sample_reach(huge[:, :, :, :-1]) < 2**31 - 1
 
 
 @pytest.mark.parametrize("op", ["instance_norm", "adain"])

@@ -1,62 +1,54 @@
-"""Argument types shared by the subcommands: each rejects a bad value with a
-one-line message argparse prints beside the option's name."""
+"""Argument types shared by the subcommands: each parses the text, checks it
+with :mod:`fastgram.validation` and rejects a bad value with a one-line
+message argparse prints beside the option's name."""
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+from typing import Callable
+
+from fastgram import validation
+
+
+def _parsed(text: str, parse: Callable, check: Callable, what: str):
+    """``check(parse(text))``, or one line saying what was expected."""
+    try:
+        return check(parse(text), "value")
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return _parsed(text, int, validation.integer, "a positive integer")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
+    return _parsed(text, float, validation.non_negative, "a finite number >= 0")
 
 
 def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
+    return _parsed(text, float, validation.positive, "a finite number > 0")
 
 
 def unit_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
+    return _parsed(text, float, validation.in_unit_interval, "a number in [0, 1]")
+
+
+def _path(text: str, exists: Callable[[pathlib.Path], bool], what: str) -> pathlib.Path:
+    path = pathlib.Path(text)
+    if not exists(path):
+        raise argparse.ArgumentTypeError(f"no such {what}: {text}")
+    return path
 
 
 def existing_dir(text: str) -> pathlib.Path:
-    path = pathlib.Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"no such directory: {text}")
-    return path
+    return _path(text, pathlib.Path.is_dir, "directory")
 
 
 def existing_file(text: str) -> pathlib.Path:
-    path = pathlib.Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
-    return path
+    return _path(text, pathlib.Path.is_file, "file")
 
 
 def existing_path(text: str) -> pathlib.Path:
-    path = pathlib.Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"no such file or directory: {text}")
-    return path
+    return _path(text, pathlib.Path.exists, "file or directory")

@@ -25,14 +25,6 @@ def check_norm_layer(norm_layer, name: str = "norm_layer") -> NormFactory:
     return norm_layer
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return value
-
-
 def make_norm(norm_layer: NormFactory, channels: int) -> Optional[torch.nn.Module]:
     if norm_layer is None:
         return None

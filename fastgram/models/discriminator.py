@@ -6,9 +6,9 @@ from typing import List
 
 import torch
 
-from fastgram.models.blocks import ConvNormAct, NormFactory, check_norm_layer, check_positive_int
+from fastgram.models.blocks import ConvNormAct, NormFactory, check_norm_layer
 from fastgram.nn.normalization import InstanceNorm2d
-from fastgram.ops import _validate
+from fastgram import validation
 
 OUTPUTS = ("patch", "image")
 
@@ -101,15 +101,15 @@ class Discriminator(torch.nn.Module):
         negative_slope: float = 0.2,
     ):
         super().__init__()
-        self.input_nc = check_positive_int(input_nc, "input_nc")
-        check_positive_int(ndf, "ndf")
-        check_positive_int(n_layers, "n_layers")
-        self.num_scales = check_positive_int(num_scales, "num_scales")
+        self.input_nc = validation.integer(input_nc, "input_nc")
+        validation.integer(ndf, "ndf")
+        validation.integer(n_layers, "n_layers")
+        self.num_scales = validation.integer(num_scales, "num_scales")
         check_norm_layer(norm_layer)
-        _validate.boolean(spectral_norm, "spectral_norm")
+        validation.boolean(spectral_norm, "spectral_norm")
         if output not in OUTPUTS:
             raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
-        negative_slope = _validate.real_number(negative_slope, "negative_slope")
+        negative_slope = validation.real_number(negative_slope, "negative_slope")
         self.output = output
         self.scales = torch.nn.ModuleList(
             PatchDiscriminator(
@@ -120,7 +120,7 @@ class Discriminator(torch.nn.Module):
         self.downsample = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        _validate.tensor(x, "x", (4,))
+        validation.tensor(x, "x", (4,))
         if x.shape[1] != self.input_nc:
             raise ValueError(
                 f"x: expected {self.input_nc} channels (input_nc), got shape {tuple(x.shape)}"

@@ -26,10 +26,9 @@ from fastgram.models.blocks import (
     ResidualBlock,
     StyleMLP,
     check_norm_layer,
-    check_positive_int,
 )
 from fastgram.nn.normalization import InstanceNorm2d
-from fastgram.ops import _validate
+from fastgram import validation
 
 OUTPUT_RANGE = (0.0, 1.0)
 
@@ -172,19 +171,19 @@ class Generator(torch.nn.Module):
         upsample_norm_layer: NormFactory = layer_norm_2d,
     ):
         super().__init__()
-        self.input_nc = check_positive_int(input_nc, "input_nc")
-        self.output_nc = check_positive_int(output_nc, "output_nc")
-        check_positive_int(ngf, "ngf")
+        self.input_nc = validation.integer(input_nc, "input_nc")
+        self.output_nc = validation.integer(output_nc, "output_nc")
+        validation.integer(ngf, "ngf")
         check_norm_layer(norm_layer)
         check_norm_layer(upsample_norm_layer, "upsample_norm_layer")
-        self.style_dim = check_positive_int(style_dim, "style_dim")
-        self.noise_dim = check_positive_int(noise_dim, "noise_dim", minimum=0)
-        self.n_downsampling = check_positive_int(n_downsampling, "n_downsampling", minimum=0)
-        check_positive_int(n_res_blocks, "n_res_blocks", minimum=0)
+        self.style_dim = validation.integer(style_dim, "style_dim")
+        self.noise_dim = validation.integer(noise_dim, "noise_dim", minimum=0)
+        self.n_downsampling = validation.integer(n_downsampling, "n_downsampling", minimum=0)
+        validation.integer(n_res_blocks, "n_res_blocks", minimum=0)
         n_adain_blocks = n_res_blocks if n_adain_blocks is None else n_adain_blocks
-        check_positive_int(n_adain_blocks, "n_adain_blocks")
-        check_positive_int(mlp_dim, "mlp_dim")
-        check_positive_int(mlp_layers, "mlp_layers")
+        validation.integer(n_adain_blocks, "n_adain_blocks")
+        validation.integer(mlp_dim, "mlp_dim")
+        validation.integer(mlp_layers, "mlp_layers")
 
         self.encoder = ContentEncoder(input_nc, ngf, norm_layer, n_downsampling, n_res_blocks)
         self.decoder = Decoder(
@@ -210,7 +209,7 @@ class Generator(torch.nn.Module):
         return max(4, 2 ** (self.n_downsampling + 1))
 
     def _check_content(self, content: torch.Tensor, name: str = "content") -> None:
-        _validate.tensor(content, name, (4,))
+        validation.tensor(content, name, (4,))
         if content.shape[1] != self.input_nc:
             raise ValueError(
                 f"{name}: expected {self.input_nc} channels (input_nc), "
@@ -235,7 +234,7 @@ class Generator(torch.nn.Module):
     ) -> torch.Tensor:
         """(batch, P) AdaIN parameters: per block, scale and shift of its two
         norms; scales are ``1 + MLP output``."""
-        _validate.tensor(style_code, "style_code", (2,))
+        validation.tensor(style_code, "style_code", (2,))
         if style_code.shape[1] != self.style_dim or style_code.shape[0] not in (1, batch):
             raise ValueError(
                 f"style_code: expected shape ({batch}, {self.style_dim}) or (1, {self.style_dim}), "
@@ -251,8 +250,8 @@ class Generator(torch.nn.Module):
                 else:
                     noise = style_code.new_zeros(batch, self.noise_dim)
             else:
-                _validate.tensor(noise, "noise", (2,))
-                _validate.same_device(noise, "noise", style_code, "style_code")
+                validation.tensor(noise, "noise", (2,))
+                validation.same_device(noise, "noise", style_code, "style_code")
                 if tuple(noise.shape) != (batch, self.noise_dim):
                     raise ValueError(
                         f"noise: expected shape ({batch}, {self.noise_dim}), "
@@ -270,7 +269,7 @@ class Generator(torch.nn.Module):
         noise: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Render ``content_code`` (from :meth:`encode`) in the style ``style_code``."""
-        _validate.tensor(content_code, "content_code", (4,))
+        validation.tensor(content_code, "content_code", (4,))
         if content_code.shape[1] != self.encoder.out_channels:
             raise ValueError(
                 f"content_code: expected {self.encoder.out_channels} channels, "
@@ -281,8 +280,8 @@ class Generator(torch.nn.Module):
                 "content_code: expected height and width of at least 2, "
                 f"got shape {tuple(content_code.shape)}"
             )
-        _validate.tensor(style_code, "style_code", (2,))
-        _validate.same_device(style_code, "style_code", content_code, "content_code")
+        validation.tensor(style_code, "style_code", (2,))
+        validation.same_device(style_code, "style_code", content_code, "content_code")
         params = self.adain_params(style_code, content_code.shape[0], noise)
         return self.decoder(content_code, params)
 

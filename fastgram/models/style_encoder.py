@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from fastgram.models.blocks import ConvNormAct, NormFactory, check_norm_layer, check_positive_int
-from fastgram.ops import _validate
+from fastgram.models.blocks import ConvNormAct, NormFactory, check_norm_layer
+from fastgram import validation
 
 
 class StyleEncoder(torch.nn.Module):
@@ -34,10 +34,10 @@ class StyleEncoder(torch.nn.Module):
         norm_layer: NormFactory = None,
     ):
         super().__init__()
-        self.input_nc = check_positive_int(input_nc, "input_nc")
-        self.style_dim = check_positive_int(style_dim, "style_dim")
-        check_positive_int(ndf, "ndf")
-        self.n_downsampling = check_positive_int(n_downsampling, "n_downsampling", minimum=0)
+        self.input_nc = validation.integer(input_nc, "input_nc")
+        self.style_dim = validation.integer(style_dim, "style_dim")
+        validation.integer(ndf, "ndf")
+        self.n_downsampling = validation.integer(n_downsampling, "n_downsampling", minimum=0)
         check_norm_layer(norm_layer)
 
         layers = [
@@ -69,7 +69,7 @@ class StyleEncoder(torch.nn.Module):
         return max(4, 2**self.n_downsampling)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        _validate.tensor(image, "image", (4,))
+        validation.tensor(image, "image", (4,))
         if image.shape[1] != self.input_nc:
             raise ValueError(
                 f"image: expected {self.input_nc} channels (input_nc), "

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
-from fastgram.ops import _validate
+from fastgram import validation
 
 # Output channels of the 16 convolutions, block by block.
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
@@ -245,7 +245,7 @@ class VGG19Features(torch.nn.Module):
         return (x - shift) / scale
 
     def forward(self, x: torch.Tensor) -> Union[Dict[str, torch.Tensor], List[torch.Tensor]]:
-        _validate.tensor(x, "x", (4,))
+        validation.tensor(x, "x", (4,))
         if x.shape[1] != 3:
             raise ValueError(f"x: expected RGB images (B, 3, H, W), got shape {tuple(x.shape)}")
         if min(x.shape[2], x.shape[3]) < self.min_size:

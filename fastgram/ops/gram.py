@@ -7,16 +7,15 @@ from typing import Optional
 
 import torch
 
-from fastgram import dispatch
-from fastgram.ops import _validate
+from fastgram import dispatch, validation
 
 
 def resolve_scale(x: torch.Tensor, normalize, scale, prefix: str = "") -> float:
     """The factor applied to ``F F^T``: ``scale`` if given, else ``1 / (C*N)``
     when ``normalize`` is true, else 1."""
     if scale is not None:
-        return _validate.real_number(scale, f"{prefix}scale")
-    if _validate.boolean(normalize, f"{prefix}normalize"):
+        return validation.real_number(scale, f"{prefix}scale")
+    if validation.boolean(normalize, f"{prefix}normalize"):
         return 1.0 / math.prod(x.shape[1:])
     return 1.0
 
@@ -42,7 +41,7 @@ def gram_matrix(
         (B, C, C) tensor in the dtype of ``x``. float16/bfloat16 inputs are
         accumulated in float32.
     """
-    _validate.tensor(x, "x", (3, 4))
+    validation.tensor(x, "x", (3, 4))
     s = resolve_scale(x, normalize, scale)
     impl = dispatch.select("gram_matrix", x.device, (x, s), backend)
     return impl(x, s)

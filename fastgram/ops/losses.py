@@ -6,8 +6,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from fastgram import dispatch
-from fastgram.ops import _validate
+from fastgram import dispatch, validation
 from fastgram.ops.gram import resolve_scale
 
 TensorOrList = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -28,16 +27,16 @@ def _layer_weights(weights, count: int) -> list:
         )
     if len(weights) != count:
         raise ValueError(f"weights: expected {count} weights (one per layer), got {len(weights)}")
-    return [_validate.real_number(w, f"weights[{i}]") for i, w in enumerate(weights)]
+    return [validation.real_number(w, f"weights[{i}]") for i, w in enumerate(weights)]
 
 
 def _check_layer(f: torch.Tensor, t: torch.Tensor, i: int, first: torch.Tensor) -> None:
     fname, tname = f"features[{i}]", f"targets[{i}]"
-    _validate.tensor(f, fname, (3, 4))
-    _validate.same_device(f, fname, first, "features[0]")
-    _validate.same_dtype(f, fname, first, "features[0]")
-    _validate.tensor(t, tname, (2, 3))
-    _validate.same_device(t, tname, first, "features[0]")
+    validation.tensor(f, fname, (3, 4))
+    validation.same_device(f, fname, first, "features[0]")
+    validation.same_dtype(f, fname, first, "features[0]")
+    validation.tensor(t, tname, (2, 3))
+    validation.same_device(t, tname, first, "features[0]")
     batch, channels = f.shape[0], f.shape[1]
     if t.shape[-2:] != (channels, channels):
         raise ValueError(
@@ -74,8 +73,8 @@ def style_loss(
         A scalar: float32 for float16/bfloat16 features, else their dtype.
         The mean runs over all B * C_l * C_l entries of layer l.
     """
-    feats = _validate.tensor_list(features, "features")
-    targs = _validate.tensor_list(targets, "targets")
+    feats = validation.tensor_list(features, "features")
+    targs = validation.tensor_list(targets, "targets")
     if len(targs) != len(feats):
         raise ValueError(
             f"targets: expected {len(feats)} target Gram matrices (one per feature map), "
@@ -97,9 +96,9 @@ def content_loss(
 
     Returns a scalar: float32 for float16/bfloat16 inputs, else their dtype.
     """
-    _validate.tensor(features, "features", None)
-    _validate.tensor(target, "target", None)
-    _validate.same_device(target, "target", features, "features")
+    validation.tensor(features, "features", None)
+    validation.tensor(target, "target", None)
+    validation.same_device(target, "target", features, "features")
     if target.shape != features.shape:
         raise ValueError(
             f"target: expected shape {tuple(features.shape)} like features, "

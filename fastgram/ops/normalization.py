@@ -11,8 +11,7 @@ from typing import Optional
 
 import torch
 
-from fastgram import dispatch
-from fastgram.ops import _validate
+from fastgram import dispatch, validation
 
 ACTIVATIONS = (None, "relu", "leaky_relu")
 
@@ -47,13 +46,13 @@ def instance_norm(
         A tensor of the shape and dtype of ``x`` (float16/bfloat16 inputs
         are computed in float32).
     """
-    _validate.tensor(x, "x", (3, 4))
-    _validate.channel_params(weight, "weight", x, "x")
-    _validate.channel_params(bias, "bias", x, "x")
-    eps = _validate.positive(eps, "eps")
+    validation.tensor(x, "x", (3, 4))
+    validation.channel_params(weight, "weight", x, "x")
+    validation.channel_params(bias, "bias", x, "x")
+    eps = validation.positive(eps, "eps")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-    negative_slope = _validate.real_number(negative_slope, "negative_slope")
+    negative_slope = validation.real_number(negative_slope, "negative_slope")
     args = (x, weight, bias, eps, activation, negative_slope)
     impl = dispatch.select("instance_norm", x.device, args, backend)
     return impl(*args)
@@ -88,9 +87,9 @@ def adain(
     Returns:
         A tensor of the shape and dtype of ``content``.
     """
-    _validate.tensor(content, "content", (3, 4))
-    _validate.tensor(style, "style", (3, 4))
-    _validate.same_device(style, "style", content, "content")
+    validation.tensor(content, "content", (3, 4))
+    validation.tensor(style, "style", (3, 4))
+    validation.same_device(style, "style", content, "content")
     if style.dim() != content.dim():
         raise ValueError(
             f"style: expected a {content.dim()}-dimensional tensor like content, "
@@ -106,8 +105,8 @@ def adain(
             f"style: expected batch size {content.shape[0]} like content, or 1, "
             f"got shape {tuple(style.shape)}"
         )
-    eps = _validate.positive(eps, "eps")
-    alpha = _validate.in_unit_interval(alpha, "alpha")
+    eps = validation.positive(eps, "eps")
+    alpha = validation.in_unit_interval(alpha, "alpha")
     args = (content, style, eps, alpha)
     impl = dispatch.select("adain", content.device, args, backend)
     return impl(*args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from fastgram import validation
 from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_NAMES
 from fastgram.train.losses import ADVERSARIAL_LOSSES
 
@@ -60,24 +61,23 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("size", "batch_size", "style_dim", "ngf", "ndf", "num_scales", "steps",
                      "log_every", "sample_every", "checkpoint_every", "max_bad_steps"):
-            _positive_int(getattr(self, name), name)
-        _positive_int(self.n_res_blocks, "n_res_blocks", minimum=0)
-        _positive_int(self.seed, "seed", minimum=0)
+            validation.integer(getattr(self, name), name)
+        validation.integer(self.n_res_blocks, "n_res_blocks", minimum=0)
+        validation.integer(self.seed, "seed", minimum=0)
         if self.size % 4:
             raise ValueError(f"size: expected a multiple of 4 (the generator's stride), got {self.size}")
         for name in ("lr", "adv_weight", "content_weight", "style_weight", "style_rec_weight",
                      "r1_gamma", "ema_decay"):
-            _non_negative(getattr(self, name), name)
-        _positive(self.lr, "lr")
+            validation.non_negative(getattr(self, name), name)
+        validation.positive(self.lr, "lr")
         if self.lr_d is not None:
-            _positive(self.lr_d, "lr_d")
+            validation.positive(self.lr_d, "lr_d")
         if not self.ema_decay < 1:
             raise ValueError(f"ema_decay: expected a number in [0, 1), got {self.ema_decay}")
         self.betas = tuple(float(b) for b in self.betas)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
-        if self.adv_loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(f"adv_loss: expected one of {ADVERSARIAL_LOSSES}, got {self.adv_loss!r}")
+        validation.one_of(self.adv_loss, "adv_loss", ADVERSARIAL_LOSSES)
         self.content_layers = _layers(self.content_layers, "content_layers")
         self.style_layers = _layers(self.style_layers, "style_layers")
         if self.style_layer_weights is not None:
@@ -101,21 +101,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"config: unknown fields {unknown}")
         return cls(**values)
-
-
-def _positive_int(value, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-
-
-def _non_negative(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
-
-
-def _positive(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
 
 
 def _layers(layers, name: str) -> Tuple[str, ...]:

@@ -23,8 +23,8 @@ from typing import Dict, Optional
 
 import torch
 
-import fastgram
 from fastgram import ops
+from fastgram._version import __version__
 from fastgram.train import checkpoint, distributed, losses, networks, reporting
 from fastgram.train.config import TrainConfig
 from fastgram.train.data import ImageDataset, Source
@@ -295,7 +295,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT,
-            "fastgram_version": fastgram.__version__,
+            "fastgram_version": __version__,
             "config": self.config.to_dict(),
             "step": self.step_count,
             "models": {

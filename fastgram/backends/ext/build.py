@@ -29,7 +29,8 @@ from typing import Optional
 
 import torch
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+# fastgram/ (this file is fastgram/backends/ext/build.py)
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
 CSRC_ENV = "FASTGRAM_EXT_CSRC"
 CACHE_ENV = "FASTGRAM_EXT_CACHE"
 FORCE_CUDA_ENV = "FASTGRAM_EXT_CUDA"

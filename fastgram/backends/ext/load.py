@@ -1,10 +1,11 @@
-"""Loader of the compiled extension (the ``ext`` backend).
+"""Loading the compiled extension once per process.
 
-:func:`load_error` loads the library once per process (the ahead-of-time
-build when it is current, else the JIT build from its cache, compiling it on
-first use), registers the operators' fake implementations, autograd formulas
-and dispatch entries, and answers ``None`` on success or the reason for
-failure. Nothing is built or loaded before the dispatch layer first asks.
+:func:`load_error` loads the library (the ahead-of-time build when it is
+current, else the JIT build from its cache, compiling it on first use) and
+answers ``None`` on success or the reason for failure. Nothing is built or
+loaded before the ``ext`` backend's probe first asks. The operators' fakes and
+autograd are registered by their modules (``fastgram.backends.ext.<op>``)
+right after the library is loaded.
 
 A failed build warns once with the compiler's output and the fallback taken;
 with ``FASTGRAM_REQUIRE_EXT=1`` it raises :class:`ExtensionBuildError`
@@ -35,7 +36,7 @@ class ExtensionBuildWarning(UserWarning):
 _lock = threading.Lock()
 _attempted = False
 _error: Optional[str] = None
-_built = None  # fastgram._ext_build.Built once loaded
+_built = None  # build.Built once loaded
 _warned = False
 
 
@@ -53,24 +54,35 @@ def _tail(text: str) -> str:
 def _ops_already_loaded() -> bool:
     import torch
 
-    return hasattr(torch.ops.fastgram, "ext_style_loss_forward")
+    return hasattr(torch.ops.fastgram, "ext_style_loss")
 
 
 def _load() -> None:
     global _error, _built
     try:
-        from fastgram import _ext_build, _ext_ops
+        from fastgram.backends.ext import build
 
         if _ops_already_loaded():
             # Loaded by someone else in this process (a second TORCH_LIBRARY
             # of the same namespace would abort the load).
-            _built = _ext_build.Built("<already loaded>", "preloaded")
+            _built = build.Built("<already loaded>", "preloaded")
         else:
-            _built = _ext_build.load_aot() or _ext_build.build_jit()
-        _ext_ops.register_all()
+            _built = build.load_aot() or build.build_jit()
+        _register_operators()
     except Exception as exc:  # any failure means: fall back, and say why
         _built = None
         _error = f"{type(exc).__name__}: {_tail(str(exc))}"
+
+
+def _register_operators() -> None:
+    """Import each op module, which registers the fakes and autograd of its
+    operators: a library without them would run forward only."""
+    import importlib
+
+    from fastgram.backends import ext
+
+    for op in ext.OPS:
+        importlib.import_module(f"fastgram.backends.ext.{op}")
 
 
 def _report_failure() -> None:
@@ -106,9 +118,6 @@ def load_error() -> Optional[str]:
     if _error is not None:
         _report_failure()
         return f"the extension could not be built or loaded: {_error.splitlines()[0]}"
-    from fastgram import _ext_ops
-
-    _ext_ops.register_all()  # again, in case a test unregistered an entry
     return None
 
 
@@ -120,7 +129,7 @@ def info() -> dict:
     types with kernels), ``error`` (None or the reason), ``aot`` (None when an
     ahead-of-time build is present and current, else why it is not used).
     """
-    from fastgram import _ext_build, _ext_ops
+    from fastgram.backends.ext import build, support
 
     try:
         error = load_error()
@@ -130,7 +139,7 @@ def info() -> dict:
         "loaded": error is None,
         "origin": _built.origin if _built else None,
         "path": _built.path if _built else None,
-        "devices": list(_ext_ops.devices_built()) if error is None else [],
+        "devices": list(support.devices_built()) if error is None else [],
         "error": error,
-        "aot": _ext_build.aot_stale_reason(),
+        "aot": build.aot_stale_reason(),
     }

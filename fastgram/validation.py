@@ -1,9 +1,11 @@
-"""Argument checks shared by the public ops.
+"""Argument checks shared by every public surface of fastgram: the ops,
+the modules, the models, the training configuration and the command line.
 
 Each check raises ``TypeError`` (wrong kind of object or dtype) or
 ``ValueError`` (wrong value, shape or device) with a message that starts with
-the argument's name, so the caller sees at once which argument is wrong.
-Non-finite tensor values are not checked: NaN in gives NaN out.
+the argument's name, so the caller sees at once which argument is wrong, and
+returns the checked value. Non-finite tensor values are not checked: NaN in
+gives NaN out.
 """
 
 from __future__ import annotations
@@ -66,6 +68,28 @@ def positive(value, name: str) -> float:
     value = real_number(value, name)
     if value <= 0:
         raise ValueError(f"{name}: expected a positive number, got {value}")
+    return value
+
+
+def non_negative(value, name: str) -> float:
+    value = real_number(value, name)
+    if value < 0:
+        raise ValueError(f"{name}: expected a number >= 0, got {value}")
+    return value
+
+
+def integer(value, name: str, minimum: int = 1) -> int:
+    """A Python int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+def one_of(value, name: str, choices: Sequence) -> object:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
     return value
 
 

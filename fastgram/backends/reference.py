@@ -5,8 +5,8 @@ runs where no faster backend can. It is written for reading, not speed.
 
 The functions take already validated, canonical arguments (see the public
 wrappers in :mod:`fastgram.ops`): scales are resolved to floats, weights to a
-list of floats, and so on. Every faster backend registers a function with the
-same signature.
+list of floats, and so on. Every faster backend's table holds functions with
+the same signatures.
 
 Precision: float16 and bfloat16 inputs are computed in float32 and the result
 is cast back to the input dtype (losses stay float32); float32 and float64
@@ -24,6 +24,8 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from fastgram.backends import OpImpl
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -118,3 +120,18 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float) 
     s_mean, s_var = _channel_stats(s)
     stylized = (c - c_mean) * torch.rsqrt(c_var + eps) * torch.sqrt(s_var + eps) + s_mean
     return (alpha * stylized + (1.0 - alpha) * c).to(content.dtype)
+
+
+# --------------------------------------------------------------------------
+# the backend contract (see fastgram.backends)
+
+NAME = "reference"
+OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
+
+
+def probe() -> Optional[str]:
+    return None  # plain PyTorch runs wherever fastgram imports
+
+
+def table() -> dict:
+    return {op: OpImpl(globals()[op]) for op in OPS}

@@ -1,0 +1,103 @@
+"""The fused multi-layer Gram style loss on the extension
+(``csrc/style_loss_cpu.cpp``, ``csrc/style_loss_cuda.cu``).
+
+* ``fastgram::ext_style_loss(features, targets, weights, scales) -> (loss,
+  residuals)``: residuals[l] = s_l F_l F_l^T - T_l, (B, C_l, C_l) in the
+  compute dtype, what the backward needs; not differentiable.
+* ``fastgram::ext_style_loss_backward(grad_loss, features, residuals,
+  weights, scales) -> grad_features``.
+
+Autograd and double backward: :mod:`fastgram.backends.autograd`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from fastgram.backends import autograd, checks, layout, reference
+from fastgram.backends.ext import support
+from fastgram.backends.ext.gram_matrix import CPU_MIN_WORK, work
+
+
+def _fake(features, targets, weights, scales):
+    checks.style_loss(features, targets, weights, scales)
+    support.require_device(features[0], "features[0]", "ext_style_loss")
+    cdt = reference.compute_dtype(features[0].dtype)
+    loss = features[0].new_empty((), dtype=cdt)
+    residuals = [f.new_empty((f.shape[0], f.shape[1], f.shape[1]), dtype=cdt) for f in features]
+    return loss, residuals
+
+
+def _backward_fake(grad_loss, features, residuals, weights, scales):
+    checks.style_loss_backward(grad_loss, features, residuals, weights, scales)
+    support.require_device(features[0], "features[0]", "ext_style_loss_backward")
+    cdt = reference.compute_dtype(features[0].dtype)
+    for i, r in enumerate(residuals):
+        if r.dtype != cdt:
+            raise TypeError(f"residuals[{i}]: expected dtype {cdt} (the compute dtype), got {r.dtype}")
+    return [layout.empty_grad(f) for f in features]
+
+
+def _setup_context(ctx, inputs, output):
+    features, targets, weights, scales = inputs
+    _, residuals = output
+    ctx.layers = len(features)
+    ctx.weights, ctx.scales = list(weights), list(scales)
+    ctx.target_dims = [t.dim() for t in targets]
+    ctx.save_for_backward(*features, *targets, *residuals)
+    ctx.mark_non_differentiable(*residuals)
+
+
+def _backward(ctx, grad_loss, _grad_residuals):
+    n = ctx.layers
+    saved = ctx.saved_tensors
+    features, targets, residuals = list(saved[:n]), list(saved[n:2 * n]), list(saved[2 * n:])
+    need_features, need_targets = ctx.needs_input_grad[:2]
+
+    def kernel_grads():
+        feature_grads = torch.ops.fastgram.ext_style_loss_backward(
+            grad_loss, features, residuals, ctx.weights, ctx.scales
+        ) if any(need_features) else [None] * n
+        target_grads = [
+            autograd.style_target_grad(grad_loss, r, t, w) if need else None
+            for r, t, w, need in zip(residuals, targets, ctx.weights, need_targets)
+        ]
+        return feature_grads, target_grads
+
+    feature_grads, target_grads = autograd.input_grads(
+        (any(need_features), any(need_targets)), grad_loss, (features, targets),
+        lambda f, t: reference.style_loss(f, t, ctx.weights, ctx.scales),
+        kernel_grads,
+    )
+    return (
+        autograd.masked(feature_grads, need_features),
+        autograd.masked(target_grads, need_targets),
+        None,
+        None,
+    )
+
+
+torch.library.register_fake("fastgram::ext_style_loss", _fake)
+torch.library.register_fake("fastgram::ext_style_loss_backward", _backward_fake)
+torch.library.register_autograd("fastgram::ext_style_loss", _backward, setup_context=_setup_context)
+
+
+def run(
+    features: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    scales: Sequence[float],
+) -> torch.Tensor:
+    """Signature of :func:`fastgram.backends.reference.style_loss`."""
+    if features[0].device.type == "cpu" and sum(work(f) for f in features) < CPU_MIN_WORK:
+        return reference.style_loss(features, targets, weights, scales)
+    loss, _ = torch.ops.fastgram.ext_style_loss(
+        list(features), list(targets), [float(w) for w in weights], [float(s) for s in scales]
+    )
+    return loss
+
+
+def supports(features, targets, weights, scales) -> Optional[str]:
+    return support.device_reason(features[0], "ext_style_loss")

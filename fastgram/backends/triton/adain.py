@@ -1,0 +1,63 @@
+"""AdaIN on the Triton kernels (:mod:`fastgram.kernels.adain`).
+
+* ``fastgram::triton_adain(content, style, eps, alpha) -> (out, c_mean,
+  c_rstd, s_mean, s_sigma)``; the statistics are not differentiable.
+* ``fastgram::triton_adain_backward(grad_out, content, style, c_mean, c_rstd,
+  s_mean, s_sigma, alpha, need_style) -> (grad_content, grad_style)``;
+  grad_style is an empty tensor when ``need_style`` is false.
+
+Autograd and double backward: :mod:`fastgram.backends.autograd`.
+"""
+
+# No ``from __future__ import annotations``: see .instance_norm.
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.library import triton_op
+
+from fastgram.backends import autograd, checks, reference
+from fastgram.backends.triton import support
+from fastgram.kernels import adain as kernels
+
+
+@triton_op("fastgram::triton_adain", mutates_args=())
+def triton_adain(
+    content: Tensor, style: Tensor, eps: float, alpha: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    checks.adain(content, style, eps, alpha)
+    support.require_device(content, "content")
+    return kernels.forward(content, style, eps, alpha)
+
+
+@triton_op("fastgram::triton_adain_backward", mutates_args=())
+def triton_adain_backward(
+    grad_out: Tensor,
+    content: Tensor,
+    style: Tensor,
+    c_mean: Tensor,
+    c_rstd: Tensor,
+    s_mean: Tensor,
+    s_sigma: Tensor,
+    alpha: float,
+    need_style: bool,
+) -> tuple[Tensor, Tensor]:
+    checks.adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha)
+    support.require_device(content, "content")
+    grad_c, grad_s = kernels.backward(
+        grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha, True, need_style
+    )
+    return grad_c, content.new_empty(0) if grad_s is None else grad_s
+
+
+_setup_context, _backward = autograd.adain_formulas(torch.ops.fastgram.triton_adain_backward)
+triton_adain.register_autograd(_backward, setup_context=_setup_context)
+
+
+def run(content, style, eps, alpha) -> Tensor:
+    """Signature of :func:`fastgram.backends.reference.adain`."""
+    return torch.ops.fastgram.triton_adain(content, style, eps, alpha)[0]
+
+
+def supports(content, style, eps, alpha) -> Optional[str]:
+    return support.norm_reason(content, "content") or support.norm_reason(style, "style")
