@@ -11,16 +11,22 @@ from the requested backend name:
 * the environment variable ``FASTGRAM_BACKEND``, else
 * ``"auto"``.
 
-``auto`` tries the backends in the order of :data:`AUTO_ORDER` for the input's
-device and takes the first that implements the op, is available and supports
-the inputs. Passing over a backend that implements the op but cannot run
-emits one :class:`FastgramFallbackWarning` per (op, backend) pair, never one
-per call.
+``auto`` tries the compiled backends in the order of :data:`AUTO_ORDER` for
+the input's device and takes the first that implements the op, is available
+and supports the inputs; when none does, the call runs the plain PyTorch a
+user would write (:mod:`fastgram.backends.native`), so ``auto`` is never
+slower than eager PyTorch. Passing over a backend that implements the op but
+cannot run emits one :class:`FastgramFallbackWarning` per (op, backend) pair,
+never one per call.
 
 An explicitly requested backend that is unavailable on this machine is an
 error (:class:`BackendUnavailableError`). An available backend that does not
 cover an op or an input combination (dtype, layout, device) routes that call
-to ``reference``, again with one warning per (op, backend) pair.
+to plain PyTorch, again with one warning per (op, backend) pair.
+``"reference"`` always runs the readable ground truth.
+
+The backends themselves are data (see :mod:`fastgram.backends`): this module
+reads their tables and none of them imports it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from fastgram import backends as _backends
+from fastgram.backends import native
 
 BACKENDS = _backends.NAMES
 CHOICES = BACKENDS + ("auto",)
@@ -44,8 +51,8 @@ ENV_VAR = "FASTGRAM_BACKEND"
 # Fastest first. Triton on the CPU only runs under its interpreter, which is a
 # testing aid and far slower than PyTorch, so auto never picks it there.
 AUTO_ORDER = {
-    "cuda": ("triton", "ext", "reference"),
-    "cpu": ("ext", "reference"),
+    "cuda": ("triton", "ext"),
+    "cpu": ("ext",),
 }
 
 
@@ -232,6 +239,9 @@ def _warn_once(op: str, backend: str, reason: str, fallback: str) -> None:
     )
 
 
+_NATIVE = native.table()
+
+
 def _implementation(name: str, op: str):
     """Backend ``name``'s OpImpl of ``op`` (None if it has none); the backend
     must already have passed its probe."""
@@ -251,14 +261,12 @@ def select(op: str, device: torch.device, args: tuple, backend: Optional[str] = 
     ``backend`` is the op's ``backend=`` argument; ``None`` means the backend
     in force (:func:`get_backend`).
     """
-    reference = _reference_table()[op].fn
     name = get_backend() if backend is None else _check_name(backend, "backend")
     if name == "reference":
-        return reference
+        return _reference_table()[op].fn
+    fallback = _NATIVE[op].fn
     if name == "auto":
-        for candidate in AUTO_ORDER.get(device.type, ("reference",)):
-            if candidate == "reference":
-                break
+        for candidate in AUTO_ORDER.get(device.type, ()):
             if op not in _MODULES[candidate].OPS:
                 continue
             reason = unavailable_reason(candidate)
@@ -266,8 +274,8 @@ def select(op: str, device: torch.device, args: tuple, backend: Optional[str] = 
                 reason = _implementation(candidate, op).supports(*args)
                 if reason is None:
                     return _implementation(candidate, op).fn
-            _warn_once(op, candidate, reason, "the next backend in auto order")
-        return reference
+            _warn_once(op, candidate, reason, "the next backend in auto order (plain PyTorch last)")
+        return fallback
     _require_available(name, "backend")
     impl = _implementation(name, op)
     reason = (
@@ -277,5 +285,5 @@ def select(op: str, device: torch.device, args: tuple, backend: Optional[str] = 
     )
     if reason is None:
         return impl.fn
-    _warn_once(op, name, reason, "'reference'")
-    return reference
+    _warn_once(op, name, reason, "plain PyTorch")
+    return fallback

@@ -41,14 +41,14 @@ def _channel_stats(x: torch.Tensor):
     return mean, var
 
 
-def _as_channel_param(p: torch.Tensor, ndim: int) -> torch.Tensor:
+def as_channel_param(p: torch.Tensor, ndim: int) -> torch.Tensor:
     """(C,) -> (1, C, 1, ...) and (B, C) -> (B, C, 1, ...) for broadcasting."""
     if p.dim() == 1:
         p = p.unsqueeze(0)
     return p.reshape(p.shape + (1,) * (ndim - 2))
 
 
-def _activate(y: torch.Tensor, activation: Optional[str], negative_slope: float):
+def activate(y: torch.Tensor, activation: Optional[str], negative_slope: float):
     if activation is None:
         return y
     if activation == "relu":
@@ -102,10 +102,10 @@ def instance_norm(
     mean, var = _channel_stats(xc)
     y = (xc - mean) * torch.rsqrt(var + eps)
     if weight is not None:
-        y = y * _as_channel_param(weight.to(cdt), x.dim())
+        y = y * as_channel_param(weight.to(cdt), x.dim())
     if bias is not None:
-        y = y + _as_channel_param(bias.to(cdt), x.dim())
-    return _activate(y, activation, negative_slope).to(x.dtype)
+        y = y + as_channel_param(bias.to(cdt), x.dim())
+    return activate(y, activation, negative_slope).to(x.dtype)
 
 
 def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:

@@ -19,7 +19,7 @@ import importlib
 from typing import Optional
 
 NAME = "ext"
-OPS = ("gram_matrix", "style_loss")
+OPS = ("gram_matrix", "style_loss", "instance_norm", "adain")
 
 
 def probe() -> Optional[str]:
