@@ -54,19 +54,18 @@ def extension_options() -> dict:
         helpers.prepare_cuda_environment()  # before torch's builder reads CUDA_HOME
     from torch.utils import cpp_extension
 
-    compile_args = {"cxx": list(helpers.CXX_FLAGS)}
+    cxx_flags, nvcc_flags = helpers.compile_flags(with_cuda)
+    compile_args = {"cxx": cxx_flags}
     if with_cuda:
         sources += [os.path.relpath(p, ROOT) for p in helpers.source_files("cu", csrc)]
-        compile_args["nvcc"] = list(helpers.NVCC_FLAGS) + [
-            f"-I{d}" for d in helpers.nvidia_include_dirs()
-        ]
+        compile_args["nvcc"] = nvcc_flags
         extension_class = cpp_extension.CUDAExtension
     else:
         extension_class = cpp_extension.CppExtension
     extension = extension_class(
         name="fastgram._C",
         sources=sources,
-        include_dirs=[str(csrc)],
+        include_dirs=helpers.include_dirs(with_cuda),
         extra_compile_args=compile_args,
         extra_link_args=list(helpers.LD_FLAGS),
     )

@@ -3,7 +3,7 @@
 This suite measures what the pure-PyTorch ground truth costs next to the
 plainest formulation a user would write, so later suites' speedups over
 ``reference`` can be read against eager PyTorch as well. CPU shapes are
-small; on CUDA the GUIDE section 7 shapes are used.
+small; on CUDA the shapes of the GPU targets (ENGINEERING.md, section 6).
 """
 
 import pytest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fastgram GPU check: one call on a lent GPU machine (GUIDE section 11).
+# fastgram GPU check: one call on a lent GPU machine (ENGINEERING.md, section 7).
 #
 # Installs the project, builds the C++/CUDA extension for the device, runs the
 # test suite on CUDA, measures the card's roofline (copy bandwidth, bf16/fp32
@@ -151,7 +151,7 @@ declare -A CAP_DRY=(
 )
 
 # Benchmark selections (pytest -k) sized for the budget: the fastgram
-# providers (triton, ext) in bf16, for the directions GUIDE section 7 has
+# providers (triton, ext) in bf16, for the directions the GPU targets name
 # targets for (instance norm forward and backward, AdaIN forward, Gram
 # forward, style loss forward+backward; Gram and style loss at batch 4, with
 # their torch.compile rows). Eager (and, in bench_norm, torch.compile) is

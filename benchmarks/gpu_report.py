@@ -11,7 +11,7 @@ work directory:
   ``fraction_of_matmul_peak``, ``fraction_of_roofline``, ``provider``, ...);
 * ``train_<backend>_<eager|compile>.json`` (``gpu_measure.py train``).
 
-Every fastgram case measured on CUDA is held to its GUIDE section 7 target
+Every fastgram case measured on CUDA is held to its GPU target (ENGINEERING.md, section 6)
 (:func:`target_checks`); a missing file or figure shows as missing, never as
 a pass.
 
@@ -45,7 +45,7 @@ OPS = {
     "test_style_loss_fwd_bwd": "style_loss",
 }
 MIB = 2**20
-# GUIDE section 7 qualifies the instance-norm bandwidth target with |x| >= 32 MB;
+# The targets qualify the instance-norm bandwidth target with |x| >= 32 MB;
 # below it launch latency, not the kernel, bounds the figure.
 BANDWIDTH_MIN_BYTES = 32 * MIB
 FAMILIES = {
@@ -231,7 +231,7 @@ def attach_compile_ratios(rows: list) -> None:
 
 
 # --------------------------------------------------------------------------
-# GUIDE section 7 targets
+# the GPU targets (ENGINEERING.md, section 6)
 
 
 def _element_size(dtype: Optional[str]) -> int:
@@ -536,7 +536,7 @@ def case_lines(report: dict) -> list:
         lines.append("")
         lines += _table(
             ["case", "provider", "ms", "GB/s", "TFLOP/s", "% roofline", "x eager",
-             "x compile", "GUIDE 7 target", "met"],
+             "x compile", "target", "met"],
             [[r["func"] + "[" + r["case"] + "]", r["provider"], _num(r["median_ms"], ".4g"),
               _num(r["gbps"], ".4g"), _num(r["tflops"], ".3g"),
               _pct(r["fraction_of_roofline"]), _num(r["speedup_vs_eager"], ".2f", "x"),
@@ -549,7 +549,7 @@ def case_lines(report: dict) -> list:
 def target_lines(report: dict, max_missed: int = 8) -> list:
     rows = [[t["title"], t["cases"], t["met"], t["missed"], t["incomplete"]]
             for t in report["targets"].values()]
-    lines = _table(["GUIDE 7 target", "cases", "met", "missed", "incomplete"], rows) + [""]
+    lines = _table(["target", "cases", "met", "missed", "incomplete"], rows) + [""]
     for t in report["targets"].values():
         for case in t["missed_cases"][:max_missed]:
             lines.append(f"- missed: {case}")
@@ -567,7 +567,7 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Tests", ""] + tests_lines(report)
     lines += ["", "## Training throughput", ""] + train_lines(report)
     lines += ["", "## Benchmarks", ""] + case_lines(report)
-    lines += ["## GUIDE section 7 targets", ""] + target_lines(report, max_missed=10**6)
+    lines += ["## the GPU targets (ENGINEERING.md, section 6)", ""] + target_lines(report, max_missed=10**6)
     return "\n".join(lines) + "\n"
 
 

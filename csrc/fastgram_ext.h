@@ -1,32 +1,25 @@
-// Shared declarations of the fastgram extension (CPU and CUDA translation units).
+// Argument checks and small helpers shared by the Gram and style-loss
+// operators' CPU and CUDA translation units.
 //
-// Operators (namespace `fastgram`, every name prefixed `ext_` so that they
-// never clash with the Triton ops registered in the same namespace):
+// The extension's operators (namespace `fastgram`, prefixed `ext_`; the Triton
+// ops of the same namespace are prefixed `triton_`), one file per op family,
+// each defining its schemas beside its kernels:
 //
-//   ext_gram_matrix(Tensor features, float scale) -> Tensor
-//       features (B, C, H, W) or (B, C, N), any strides. Returns the (B, C, C)
-//       Gram matrices  scale * F F^T  in the dtype of `features`.
+//   gram_cpu.cpp / gram_cuda.cu              ext_gram_matrix, ext_gram_matrix_backward
+//   style_loss_cpu.cpp / style_loss_cuda.cu  ext_style_loss, ext_style_loss_backward
+//   instance_norm_cpu.cpp                    ext_instance_norm, ext_instance_norm_backward
+//   adain_cpu.cpp                            ext_adain, ext_adain_backward
+//   module.cpp                               the namespace and the Python module
 //
-//   ext_gram_matrix_backward(Tensor grad_gram, Tensor features, float scale) -> Tensor
-//       grad_gram (B, C, C). Returns  scale * (dG + dG^T) F  shaped like
-//       `features`.
-//
-//   ext_style_loss(Tensor[] features, Tensor[] targets, float[] weights,
-//                          float[] scales) -> (Tensor loss, Tensor[] residuals)
-//       One entry per layer l: features F_l (B, C_l, H_l, W_l) or
-//       (B, C_l, N_l), targets T_l (C_l, C_l) (broadcast over the batch) or
-//       (B, C_l, C_l). loss = sum_l w_l * mean((s_l F_l F_l^T - T_l)^2), a
-//       0-dim tensor in the compute dtype (float32 for half inputs, else the
-//       dtype of the features). residuals[l] = s_l F_l F_l^T - T_l, (B, C_l,
-//       C_l) in the compute dtype: what the backward needs (saving it costs
-//       B*C_l^2 values per layer and spares recomputing the Gram).
-//
-//   ext_style_loss_backward(Tensor grad_loss, Tensor[] features,
-//                           Tensor[] residuals, float[] weights,
-//                           float[] scales) -> Tensor[]
-//       grad_loss: 0-dim. Returns dloss/dF_l =
-//       grad_loss * 2 w_l s_l / (B C_l^2) * (R_l + R_l^T) F_l, each shaped
-//       like F_l in its dtype.
+// Gram: features (B, C, H, W) or (B, C, N), any strides; G = scale * F F^T,
+// (B, C, C) in the dtype of the features; its backward returns
+// scale * (dG + dG^T) F shaped like the features.
+// Style loss: per layer l, features F_l and targets T_l, (C_l, C_l)
+// (broadcast over the batch) or (B, C_l, C_l); loss = sum_l w_l *
+// mean((s_l F_l F_l^T - T_l)^2), a 0-dim tensor in the compute dtype
+// (float32 for half inputs), and residuals[l] = s_l F_l F_l^T - T_l, (B, C_l,
+// C_l) in the compute dtype, what the backward needs; the backward returns
+// grad_loss * 2 w_l s_l / (B C_l^2) * (R_l + R_l^T) F_l per layer.
 //
 // Every operator checks its arguments with TORCH_CHECK before touching
 // memory, so a bad direct call raises RuntimeError instead of reading out of

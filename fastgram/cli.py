@@ -95,6 +95,11 @@ def _run_info(args: argparse.Namespace) -> int:
     if ext["loaded"]:
         devices = ", ".join(ext["devices"]) or "none"
         print(f"extension  loaded from {ext['origin']} ({ext['path']}); devices: {devices}")
+        if ext["build"]:
+            built = ext["build"]
+            print(f"           built with {built['compiler']}, C++ {built['cplusplus']}, "
+                  f"OpenMP {built['openmp']}, CUDA sources {built['cuda_sources']}, "
+                  f"pybind11 {built['pybind11']}")
     print(f"           ahead-of-time build: {ext['aot']}")
     return 0
 

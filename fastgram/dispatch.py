@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import importlib
 import os
 import threading
 import warnings
@@ -82,7 +83,7 @@ class BackendStatus:
 # The backend modules are light to import (their heavy imports happen in
 # probe() and table()); holding them here keeps every lookup a plain dict
 # read that torch.compile can trace.
-_MODULES = {name: _backends.module(name) for name in BACKENDS}
+_MODULES = {name: importlib.import_module(f"fastgram.backends.{name}") for name in BACKENDS}
 
 _lock = threading.Lock()
 # name -> {op: OpImpl}, filled once the backend's probe has passed

@@ -1,4 +1,5 @@
-"""Comparison and input helpers for the numerical tests (GUIDE section 5)."""
+"""Comparison and input helpers for the numerical tests (the policy is in
+ENGINEERING.md, section 4)."""
 
 from __future__ import annotations
 

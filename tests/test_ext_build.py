@@ -253,5 +253,19 @@ def test_setup_adds_the_cuda_sources_where_a_toolkit_exists(monkeypatch):
     kwargs = setup_kwargs(monkeypatch, FASTGRAM_BUILD_EXT="1")
     (ext,) = kwargs["ext_modules"]
     assert sorted(Path(s).name for s in ext.sources) == sorted(csrc_files("*.cpp") + csrc_files("*.cu"))
-    nvcc_args = ext.extra_compile_args["nvcc"]
-    assert all(f"-I{d}" in nvcc_args for d in ext_build.nvidia_include_dirs())
+    assert "-DFASTGRAM_WITH_CUDA" in ext.extra_compile_args["nvcc"]
+    assert all(d in ext.include_dirs for d in ext_build.nvidia_include_dirs())
+
+
+def test_the_library_is_a_python_module_that_reports_its_build(ext_available):
+    from fastgram.backends.ext import load as ext_load
+
+    info = ext_load.info()
+    assert info["loaded"], info["error"]
+    build = info["build"] if info["origin"] != "preloaded" else None
+    if build is None:
+        pytest.skip("the library was loaded by another test before the loader saw it")
+    assert build["compiler"] and build["cplusplus"] >= 201703
+    assert build["cuda_sources"] == ("cuda" in info["devices"])
+    pybind11 = pytest.importorskip("pybind11")
+    assert build["pybind11"] == pybind11.__version__

@@ -1,7 +1,7 @@
 """The extension's CUDA kernels against the float64 reference (CUDA only).
 
 float32 runs on CUDA cores (IEEE fp32, relative error <= 1e-5); float16 and
-bfloat16 on tensor cores with fp32 accumulation (<= 1e-2, GUIDE section 5).
+bfloat16 on tensor cores with fp32 accumulation (<= 1e-2, the numerical policy of ENGINEERING.md).
 Also: a non-default stream, no host synchronisation, opcheck, and layouts.
 """
 

@@ -12,8 +12,9 @@ A backend module exposes data, and nothing else is asked of it:
 
 Every implementation takes the canonical arguments of the function of the
 same name in :mod:`fastgram.backends.reference` (validated and resolved by
-:mod:`fastgram.ops`). :mod:`fastgram.dispatch` reads these tables; no backend
-imports it, and importing this package imports no backend.
+:mod:`fastgram.ops`). :mod:`fastgram.dispatch` imports the backend modules
+and reads their tables; no backend imports it, and this package's own module
+imports no backend.
 
 Registered operators follow one naming scheme on every compiled backend,
 ``fastgram::<backend>_<op>`` and ``fastgram::<backend>_<op>_backward``; see
@@ -23,12 +24,9 @@ Registered operators follow one naming scheme on every compiled backend,
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from types import ModuleType
 from typing import Callable, Optional
 
 NAMES = ("reference", "triton", "ext")
-MODULES = {name: f"fastgram.backends.{name}" for name in NAMES}
 OP_NAMES = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
 
 
@@ -46,9 +44,3 @@ class OpImpl:
 
     fn: Callable
     supports: Callable[..., Optional[str]] = _always
-
-
-def module(name: str) -> ModuleType:
-    """The module of backend ``name`` (imports it; cheap for every backend:
-    the heavy imports happen in ``probe()`` and ``table()``)."""
-    return importlib.import_module(MODULES[name])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from fastgram.models import Discriminator, Generator, StyleEncoder
 from fastgram.nn import InstanceNorm2d, VGG19Features
 from fastgram.train.config import TrainConfig
@@ -38,7 +36,3 @@ def architecture(config: TrainConfig) -> dict:
     """The configuration fields that decide the saved networks' shapes."""
     fields = ("style_dim", "ngf", "ndf", "n_res_blocks", "num_scales", "spectral_norm")
     return {name: getattr(config, name) for name in fields}
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 from typing import Optional
 
+from fastgram.backends.ext.support import OPS
+
 NAME = "ext"
-OPS = ("gram_matrix", "style_loss", "instance_norm", "adain")
 
 
 def probe() -> Optional[str]:

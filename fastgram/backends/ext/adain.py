@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from fastgram.backends import autograd, checks, reference
+from fastgram.backends import autograd, checks
 from fastgram.backends.ext import support
 
 

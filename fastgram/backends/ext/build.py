@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Optional
 
 import torch
@@ -195,7 +196,7 @@ def jit_name(with_cuda: bool) -> str:
         torch.__version__,
         sys.implementation.cache_tag or "",
         device_key(with_cuda),
-        " ".join(CXX_FLAGS + LD_FLAGS + (NVCC_FLAGS if with_cuda else [])),
+        " ".join(compile_flags(with_cuda)[0] + LD_FLAGS + (NVCC_FLAGS if with_cuda else [])),
     ):
         digest.update(part.encode())
         digest.update(b"\0")
@@ -204,14 +205,46 @@ def jit_name(with_cuda: bool) -> str:
 
 @dataclasses.dataclass
 class Built:
-    """Where the loaded library came from."""
+    """Where the loaded library came from, and the module it is."""
 
     path: str
-    origin: str  # "aot", "jit-cache" or "jit-build"
+    origin: str  # "aot", "jit-cache", "jit-build" or "preloaded"
+    module: Optional[ModuleType] = None
+
+    def build_info(self) -> Optional[dict]:
+        """What the library says of its own build (``csrc/module.cpp``)."""
+        return dict(self.module.build_info()) if self.module is not None else None
 
 
-def _load_library(path: str) -> None:
-    torch.ops.load_library(path)
+def _import_library(path: str, name: str) -> ModuleType:
+    """Load the library as the Python module it is; its static initialisers
+    register the operators with torch's dispatcher as it loads."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        raise ImportError(f"{path} is not a loadable extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def include_dirs(with_cuda: bool) -> list:
+    """csrc/, then the pybind11 package's headers (before torch's bundled
+    copy, which is the fallback), then the CUDA headers of the nvidia
+    packages for CUDA builds."""
+    dirs = [str(csrc_dir())]
+    try:
+        import pybind11
+
+        dirs.append(pybind11.get_include())
+    except ImportError:
+        pass
+    return dirs + (nvidia_include_dirs() if with_cuda else [])
+
+
+def compile_flags(with_cuda: bool) -> tuple:
+    """(C++ flags, nvcc flags); CUDA builds say so to csrc/module.cpp."""
+    marker = ["-DFASTGRAM_WITH_CUDA"] if with_cuda else []
+    return CXX_FLAGS + marker, NVCC_FLAGS + marker
 
 
 def build_jit(verbose: bool = False) -> Built:
@@ -230,13 +263,13 @@ def build_jit(verbose: bool = False) -> Built:
     done = build_dir / "BUILD_COMPLETE"
     if library.exists() and done.exists():
         try:
-            _load_library(str(library))
-        except OSError as exc:
+            module = _import_library(str(library), name)
+        except (OSError, ImportError) as exc:
             raise RuntimeError(
                 f"the cached extension {library} could not be loaded ({exc}); "
                 f"delete {build_dir} to rebuild it"
             ) from exc
-        return Built(str(library), "jit-cache")
+        return Built(str(library), "jit-cache", module)
     build_dir.mkdir(parents=True, exist_ok=True)
     if sys.stderr is not None and sys.stderr.isatty():
         # The only slow step of importing the backend; say what is going on.
@@ -244,27 +277,26 @@ def build_jit(verbose: bool = False) -> Built:
         print(f"fastgram: building the {what} extension into {build_dir} (first use; "
               "later imports load it from there)", file=sys.stderr, flush=True)
     sources = source_files("cpp")
-    include_paths = [str(csrc_dir())]
     if with_cuda:
         prepare_cuda_environment()
         sources += source_files("cu")
-        include_paths += nvidia_include_dirs()
+    cxx_flags, nvcc_flags = compile_flags(with_cuda)
     from torch.utils import cpp_extension
 
-    cpp_extension.load(
+    module = cpp_extension.load(
         name=name,
         sources=sources,
-        extra_cflags=CXX_FLAGS,
-        extra_cuda_cflags=NVCC_FLAGS,
+        extra_cflags=cxx_flags,
+        extra_cuda_cflags=nvcc_flags,
         extra_ldflags=LD_FLAGS,
-        extra_include_paths=include_paths,
+        extra_include_paths=include_dirs(with_cuda),
         build_directory=str(build_dir),
         with_cuda=with_cuda,
-        is_python_module=False,
+        is_python_module=True,
         verbose=verbose,
     )
     done.write_text(torch.__version__ + "\n")
-    return Built(str(library), "jit-build")
+    return Built(str(library), "jit-build", module)
 
 
 # --------------------------------------------------------------------------
@@ -310,6 +342,4 @@ def load_aot() -> Optional[Built]:
     """Load the ahead-of-time build when it is current; None otherwise."""
     if os.environ.get(CSRC_ENV) or aot_stale_reason() is not None:
         return None
-    path = aot_library()
-    _load_library(path)
-    return Built(path, "aot")
+    return Built(aot_library(), "aot", importlib.import_module(AOT_NAME))

@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from fastgram.backends import autograd, checks, reference
+from fastgram.backends import autograd, checks
 from fastgram.backends.ext import support
 
 def _fake(x, weight, bias, eps, activation, negative_slope):

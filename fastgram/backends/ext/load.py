@@ -79,9 +79,9 @@ def _register_operators() -> None:
     operators: a library without them would run forward only."""
     import importlib
 
-    from fastgram.backends import ext
+    from fastgram.backends.ext import support
 
-    for op in ext.OPS:
+    for op in support.OPS:
         importlib.import_module(f"fastgram.backends.ext.{op}")
 
 
@@ -127,7 +127,8 @@ def info() -> dict:
     Keys: ``loaded`` (bool), ``origin`` (``"aot"``, ``"jit-cache"``,
     ``"jit-build"``, ``"preloaded"`` or None), ``path``, ``devices`` (device
     types with kernels), ``error`` (None or the reason), ``aot`` (None when an
-    ahead-of-time build is present and current, else why it is not used).
+    ahead-of-time build is present and current, else why it is not used),
+    ``build`` (the library's own account of its build, or None).
     """
     from fastgram.backends.ext import build, support
 
@@ -142,4 +143,5 @@ def info() -> dict:
         "devices": list(support.devices_built()) if error is None else [],
         "error": error,
         "aot": build.aot_stale_reason(),
+        "build": _built.build_info() if _built else None,
     }

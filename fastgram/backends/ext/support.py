@@ -7,6 +7,10 @@ from typing import Optional
 
 import torch
 
+# The ops this backend implements, one module each in this package (which
+# registers the Python side of its operators when imported).
+OPS = ("gram_matrix", "style_loss", "instance_norm", "adain")
+
 _DTYPES = {
     "cpu": (torch.float32, torch.float64),
     "cuda": (torch.float32, torch.float16, torch.bfloat16),

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.library import triton_op
 
-from fastgram.backends import autograd, checks, reference
+from fastgram.backends import autograd, checks
 from fastgram.backends.triton import support
 from fastgram.kernels import instance_norm as kernels
 
