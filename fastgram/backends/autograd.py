@@ -145,3 +145,47 @@ def adain_formulas(call_backward: Callable):
         return (*grads, None, None)
 
     return setup_context, backward
+
+
+def gram_formulas(call_backward: Callable):
+    """``(setup_context, backward)`` for a forward operator ``(x, scale) -> G``;
+    ``call_backward(grad_gram, x, scale)`` runs the backend's backward operator."""
+
+    def setup_context(ctx, inputs, output):
+        x, scale = inputs
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+
+    def backward(ctx, grad_gram):
+        (x,) = ctx.saved_tensors
+        (grad,) = input_grads(
+            ctx.needs_input_grad[:1], grad_gram, (x,),
+            lambda f: reference.gram_matrix(f, ctx.scale),
+            lambda: (call_backward(grad_gram, x, ctx.scale),),
+        )
+        return grad, None
+
+    return setup_context, backward
+
+
+def style_loss_grads(ctx, grad_loss, features, targets, call_backward, residual) -> tuple:
+    """Feature and target gradients of a fused style loss (lists, None where
+    not needed). ``call_backward()`` returns the feature gradients from the
+    backend's backward operator; ``residual(l)`` is layer l's ``G - T``.
+    ``ctx`` carries ``weights`` and ``scales``."""
+    need_features, need_targets = ctx.needs_input_grad[:2]
+
+    def kernel_grads():
+        feature_grads = call_backward() if any(need_features) else [None] * len(features)
+        target_grads = [
+            style_target_grad(grad_loss, residual(l), t, w) if need else None
+            for l, (t, w, need) in enumerate(zip(targets, ctx.weights, need_targets))
+        ]
+        return feature_grads, target_grads
+
+    feature_grads, target_grads = input_grads(
+        (any(need_features), any(need_targets)), grad_loss, (features, targets),
+        lambda f, t: reference.style_loss(f, t, ctx.weights, ctx.scales),
+        kernel_grads,
+    )
+    return masked(feature_grads, need_features), masked(target_grads, need_targets)

@@ -15,7 +15,6 @@ builds) the library, :func:`table` registers the operators' Python side.
 
 from __future__ import annotations
 
-import importlib
 from typing import Optional
 
 from fastgram.backends.ext.support import OPS
@@ -30,10 +29,6 @@ def probe() -> Optional[str]:
 
 
 def table() -> dict:
-    from fastgram.backends import OpImpl
+    from fastgram.backends import tables
 
-    table = {}
-    for op in OPS:
-        module = importlib.import_module(f"{__name__}.{op}")
-        table[op] = OpImpl(module.run, module.supports)
-    return table
+    return tables.from_op_modules(__name__, OPS)

@@ -42,20 +42,7 @@ def _backward_fake(grad_gram, features, scale):
     return layout.empty_grad(features)
 
 
-def _setup_context(ctx, inputs, output):
-    features, scale = inputs
-    ctx.save_for_backward(features)
-    ctx.scale = scale
-
-
-def _backward(ctx, grad_gram):
-    (features,) = ctx.saved_tensors
-    (grad,) = autograd.input_grads(
-        ctx.needs_input_grad[:1], grad_gram, (features,),
-        lambda f: reference.gram_matrix(f, ctx.scale),
-        lambda: (torch.ops.fastgram.ext_gram_matrix_backward(grad_gram, features, ctx.scale),),
-    )
-    return grad, None
+_setup_context, _backward = autograd.gram_formulas(torch.ops.fastgram.ext_gram_matrix_backward)
 
 
 torch.library.register_fake("fastgram::ext_gram_matrix", _fake)

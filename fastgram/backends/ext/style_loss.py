@@ -12,13 +12,13 @@ Autograd and double backward: :mod:`fastgram.backends.autograd`.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
 from fastgram.backends import autograd, checks, layout, reference
 from fastgram.backends.ext import support
-from fastgram.backends.ext.gram_matrix import CPU_MIN_WORK, work
+from fastgram.backends.ext import gram_matrix
 
 
 def _fake(features, targets, weights, scales):
@@ -45,7 +45,6 @@ def _setup_context(ctx, inputs, output):
     _, residuals = output
     ctx.layers = len(features)
     ctx.weights, ctx.scales = list(weights), list(scales)
-    ctx.target_dims = [t.dim() for t in targets]
     ctx.save_for_backward(*features, *targets, *residuals)
     ctx.mark_non_differentiable(*residuals)
 
@@ -54,29 +53,14 @@ def _backward(ctx, grad_loss, _grad_residuals):
     n = ctx.layers
     saved = ctx.saved_tensors
     features, targets, residuals = list(saved[:n]), list(saved[n:2 * n]), list(saved[2 * n:])
-    need_features, need_targets = ctx.needs_input_grad[:2]
-
-    def kernel_grads():
-        feature_grads = torch.ops.fastgram.ext_style_loss_backward(
+    feature_grads, target_grads = autograd.style_loss_grads(
+        ctx, grad_loss, features, targets,
+        lambda: torch.ops.fastgram.ext_style_loss_backward(
             grad_loss, features, residuals, ctx.weights, ctx.scales
-        ) if any(need_features) else [None] * n
-        target_grads = [
-            autograd.style_target_grad(grad_loss, r, t, w) if need else None
-            for r, t, w, need in zip(residuals, targets, ctx.weights, need_targets)
-        ]
-        return feature_grads, target_grads
-
-    feature_grads, target_grads = autograd.input_grads(
-        (any(need_features), any(need_targets)), grad_loss, (features, targets),
-        lambda f, t: reference.style_loss(f, t, ctx.weights, ctx.scales),
-        kernel_grads,
+        ),
+        lambda l: residuals[l],
     )
-    return (
-        autograd.masked(feature_grads, need_features),
-        autograd.masked(target_grads, need_targets),
-        None,
-        None,
-    )
+    return feature_grads, target_grads, None, None
 
 
 torch.library.register_fake("fastgram::ext_style_loss", _fake)
@@ -84,14 +68,11 @@ torch.library.register_fake("fastgram::ext_style_loss_backward", _backward_fake)
 torch.library.register_autograd("fastgram::ext_style_loss", _backward, setup_context=_setup_context)
 
 
-def run(
-    features: Sequence[torch.Tensor],
-    targets: Sequence[torch.Tensor],
-    weights: Sequence[float],
-    scales: Sequence[float],
-) -> torch.Tensor:
+def run(features, targets, weights, scales) -> torch.Tensor:
     """Signature of :func:`fastgram.backends.reference.style_loss`."""
-    if features[0].device.type == "cpu" and sum(work(f) for f in features) < CPU_MIN_WORK:
+    if features[0].device.type == "cpu" and (
+        sum(gram_matrix.work(f) for f in features) < gram_matrix.CPU_MIN_WORK
+    ):
         return reference.style_loss(features, targets, weights, scales)
     loss, _ = torch.ops.fastgram.ext_style_loss(
         list(features), list(targets), [float(w) for w in weights], [float(s) for s in scales]

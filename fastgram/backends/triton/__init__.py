@@ -44,10 +44,6 @@ def probe() -> Optional[str]:
 
 
 def table() -> dict:
-    from fastgram.backends import OpImpl
+    from fastgram.backends import tables
 
-    table = {}
-    for op in OPS:
-        module = importlib.import_module(f"{__name__}.{op}")
-        table[op] = OpImpl(module.run, module.supports)
-    return table
+    return tables.from_op_modules(__name__, OPS)

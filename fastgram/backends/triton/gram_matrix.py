@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch.library import triton_op
 
-from fastgram.backends import autograd, checks, reference
+from fastgram.backends import autograd, checks
 from fastgram.backends.triton import support
 from fastgram.kernels import gram as kernels
 
@@ -30,22 +30,7 @@ def triton_gram_matrix_backward(grad: torch.Tensor, x: torch.Tensor, scale: floa
     return kernels.gram_backward(grad, x, scale)
 
 
-def _setup_context(ctx, inputs, output):
-    x, scale = inputs
-    ctx.save_for_backward(x)
-    ctx.scale = scale
-
-
-def _backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    (grad_x,) = autograd.input_grads(
-        ctx.needs_input_grad[:1], grad, (x,),
-        lambda x: reference.gram_matrix(x, ctx.scale),
-        lambda: (torch.ops.fastgram.triton_gram_matrix_backward(grad, x, ctx.scale),),
-    )
-    return grad_x, None
-
-
+_setup_context, _backward = autograd.gram_formulas(torch.ops.fastgram.triton_gram_matrix_backward)
 triton_gram_matrix.register_autograd(_backward, setup_context=_setup_context)
 
 

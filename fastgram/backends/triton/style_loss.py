@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch.library import triton_op
 
-from fastgram.backends import autograd, checks, reference
+from fastgram.backends import autograd, checks
 from fastgram.backends.triton import support
 from fastgram.kernels import style_loss as kernels
 
@@ -68,35 +68,21 @@ def _backward(ctx, grad, _grad_saved):
     n = ctx.layers
     tensors = ctx.saved_tensors
     features, targets, saved = list(tensors[:n]), list(tensors[n:2 * n]), list(tensors[2 * n:])
-    need_features, need_targets = ctx.needs_input_grad[:2]
+    need_targets = ctx.needs_input_grad[1]
     if any(need_targets) and not ctx.keep_gram and not autograd.double_backward_wanted():
         raise RuntimeError(
             "targets: a target requires grad, but the style loss was run with "
             "keep_gram=False, which keeps only what the feature gradients need"
         )
 
-    def kernel_grads():
-        feature_grads = torch.ops.fastgram.triton_style_loss_backward(
+    feature_grads, target_grads = autograd.style_loss_grads(
+        ctx, grad, features, targets,
+        lambda: torch.ops.fastgram.triton_style_loss_backward(
             grad, features, targets, saved, ctx.weights, ctx.scales, ctx.keep_gram
-        ) if any(need_features) else [None] * n
-        target_grads = [
-            autograd.style_target_grad(grad, g - t.to(g.dtype), t, w) if need else None
-            for g, t, w, need in zip(saved, targets, ctx.weights, need_targets)
-        ]
-        return feature_grads, target_grads
-
-    feature_grads, target_grads = autograd.input_grads(
-        (any(need_features), any(need_targets)), grad, (features, targets),
-        lambda f, t: reference.style_loss(f, t, ctx.weights, ctx.scales),
-        kernel_grads,
+        ),
+        lambda l: saved[l] - targets[l].to(saved[l].dtype),
     )
-    return (
-        autograd.masked(feature_grads, need_features),
-        autograd.masked(target_grads, need_targets),
-        None,
-        None,
-        None,
-    )
+    return feature_grads, target_grads, None, None, None
 
 
 triton_style_loss.register_autograd(_backward, setup_context=_setup_context)
