@@ -32,14 +32,17 @@ import torch
 import triton
 import triton.language as tl
 
-from . import _norm_common as common
-from . import instance_norm
-from ._norm_common import (
+from fastgram.backends.checks import stats_dtype
+
+from . import common, instance_norm, norm_common
+from .norm_common import (
     chunk_bounds,
     load_tile,
     merge_partials,
-    reversed_program,
     row_block,
+    row_moments,
+    row_tile,
+    second_pass_block,
     store_chunk_stats,
     store_tile,
 )
@@ -55,8 +58,7 @@ def _sweep_affine(
     """dst = scale * (src - center) + shift over positions [lo, hi) of the
     rows (b, c), with per-row center, scale and shift."""
     for start in range(lo, hi, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < hi)[None, :]
+        n, mask = row_tile(start, hi, c_mask, BLOCK_N)
         x = load_tile(src_ptr, b, c, n, mask, W, ss_b, ss_c, ss_h, ss_w, ACC, SPATIAL_2D)
         y = scale[:, None] * (x - center[:, None]) + shift[:, None]
         store_tile(dst_ptr, y, b, c, n, mask, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D)
@@ -98,9 +100,7 @@ def _fwd_kernel(
 ):
     """Grid (B * C-blocks, SPLIT_C): normalise, restyle and blend content."""
     ACC: tl.constexpr = s_pmean_ptr.dtype.element_ty
-    pid, s = reversed_program()
-    b, c, c_mask = row_block(pid, C, BLOCK_C)
-    rows = b * C + c
+    b, c, c_mask, rows, s = second_pass_block(C, BLOCK_C)
 
     # one style for all samples when STYLE_B == 1
     style_rows = (b % STYLE_B) * C + c
@@ -109,12 +109,9 @@ def _fwd_kernel(
     sigma_s = tl.sqrt(var_s + eps)
 
     if FUSED:
-        n = tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < Nc)[None, :]
+        n, mask = row_tile(0, Nc, c_mask, BLOCK_N)
         x = load_tile(c_ptr, b, c, n, mask, Wc, sc_b, sc_c, sc_h, sc_w, ACC, SPATIAL_2D)
-        mu_c = tl.sum(x, 1) / Nc
-        d = tl.where(mask, x - mu_c[:, None], 0.0)
-        rstd_c = 1.0 / tl.sqrt(tl.sum(d * d, 1) / Nc + eps)
+        mu_c, d, rstd_c = row_moments(x, mask, Nc, eps)
         # x = d + mu_c, so the blend is an affine map of d alone: x need not
         # stay live in registers next to d
         scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
@@ -186,28 +183,28 @@ class _Swept(NamedTuple):
     W: int
     strides: tuple[int, int, int, int]
     spatial_2d: bool
-    plan: common.RowPlan
+    plan: norm_common.RowPlan
 
 
 def _chunked(t4: torch.Tensor, samples: int, device) -> _Swept:
     """Layout and chunk plan of a tensor reduced or swept in chunks."""
     _, C, H, W = t4.shape
     n = H * W
-    s_b, s_c, s_h, s_w, flat = common.strides4(t4)
-    plan = common.split_rows(n, samples, C, s_c == 1 and n > 1, device)
+    s_b, s_c, s_h, s_w, flat = norm_common.strides4(t4)
+    plan = norm_common.split_rows(n, samples, C, s_c == 1 and n > 1, device)
     return _Swept(n, W, (s_b, s_c, s_h, s_w), not flat, plan)
 
 
 def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float):
     """Returns ``(out, c_mean, c_rstd, s_mean, s_sigma)``: the output like
     ``content`` and the (B, C) / (STYLE_B, C) statistics backward needs."""
-    c4, s4 = common.as_4d(content), common.as_4d(style)
+    c4, s4 = norm_common.as_4d(content), norm_common.as_4d(style)
     B, C, Hc, Wc = c4.shape
     Bs = s4.shape[0]
     Nc = Hc * Wc
-    sdt = common.stats_dtype(content.dtype)
+    sdt = stats_dtype(content.dtype)
     out = common.new_output(content)
-    o4 = common.as_4d(out)
+    o4 = norm_common.as_4d(out)
     c_mean = common.new_output(content, (B, C), sdt)
     c_rstd = common.new_output(content, (B, C), sdt)
     s_mean = common.new_output(content, (Bs, C), sdt)
@@ -216,18 +213,18 @@ def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float
     sp = _chunked(s4, Bs, style.device)
     s_pmean, s_pm2 = sp.plan.partials(content, sdt)
 
-    sc_b, sc_c, sc_h, sc_w, c_flat = common.strides4(c4)
-    so_b, so_c, so_h, so_w, o_flat = common.strides4(o4)
+    sc_b, sc_c, sc_h, sc_w, c_flat = norm_common.strides4(c4)
+    so_b, so_c, so_h, so_w, o_flat = norm_common.strides4(o4)
     spatial_2d = not (c_flat and o_flat)
     channels_last = sc_c == 1 and Nc > 1
-    plan = common.fused_plan(Nc, B, C, channels_last)
+    plan = norm_common.fused_plan(Nc, B, C, channels_last)
     fused = plan is not None
     if fused:
         c_progs = 0
         c_pmean = c_pm2 = s_pmean  # not read on the fused path
         stats_block_c, stats_block_n = 1, 16
     else:
-        plan = common.split_rows(Nc, B, C, channels_last, content.device)
+        plan = norm_common.split_rows(Nc, B, C, channels_last, content.device)
         c_progs = plan.row_blocks * plan.split
         c_pmean, c_pm2 = plan.partials(content, sdt)
         stats_block_c, stats_block_n = plan.block_c, plan.block_n
@@ -241,7 +238,7 @@ def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float
         sp.n, sp.W, *sp.strides, s_plan.chunk, s_plan.split,
         C_SPATIAL_2D=spatial_2d, C_BLOCK_C=stats_block_c, C_BLOCK_N=stats_block_n,
         S_SPATIAL_2D=sp.spatial_2d, S_BLOCK_C=s_plan.block_c, S_BLOCK_N=s_plan.block_n,
-        num_warps=common.num_warps_for(max(s_plan.block_c * s_plan.block_n,
+        num_warps=norm_common.num_warps_for(max(s_plan.block_c * s_plan.block_n,
                                            stats_block_c * stats_block_n)),
     )
     # a 2-D grid on both paths (SPLIT_C = 1 when fused)
@@ -281,10 +278,10 @@ def backward(
     if not need_style:
         return (grad_c if need_content else None), None
 
-    s4 = common.as_4d(style)
+    s4 = norm_common.as_4d(style)
     grad_s = common.new_output(style)
     sp = _chunked(s4, Bs, style.device)
-    sd_b, sd_c, sd_h, sd_w, d_flat = common.strides4(common.as_4d(grad_s))
+    sd_b, sd_c, sd_h, sd_w, d_flat = norm_common.strides4(norm_common.as_4d(grad_s))
     common.launch(
         _style_bwd_kernel, sp.plan.grid,
         style, grad_s, s_mean, s_sigma, s1, s2,

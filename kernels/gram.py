@@ -1,4 +1,6 @@
-"""Triton kernels and launchers of the Gram matrix and the fused Gram style loss.
+"""Triton kernels and launchers of the Gram matrix, also run by the fused
+Gram style loss (:mod:`fastgram.kernels.style_loss`); their block sizes and
+split-K come from :mod:`fastgram.kernels.gram_plan`.
 
 Shapes: features F are (B, C, N), N = H*W, read through their strides (a 4-D
 (B, C, H, W) input is viewed as (B, C, H*W) without a copy whenever its H and
@@ -43,52 +45,24 @@ layers, and a bf16 Gram fed on to PyTorch code is what users of bmm expect.
 Inside the fused style loss nothing is rounded before the loss: G - T is
 formed in fp32 in registers, and the loss is float32 for half inputs.
 
-The launchers here allocate outputs, pick block sizes and launch through
-``torch.library.wrap_triton`` so that they trace under ``torch.compile``; they
-know nothing of autograd (see :mod:`fastgram.backends.triton.gram_matrix`) and
-do not check their arguments (the registered operators do, with
-:mod:`fastgram.backends.checks`). The style-loss launchers are in
-:mod:`fastgram.kernels.style_loss`.
+The launchers allocate outputs and launch through
+:func:`fastgram.kernels.common.launch`; they know nothing of autograd (see
+:mod:`fastgram.backends.triton.gram_matrix`) and do not check their
+arguments (the registered operators do, with :mod:`fastgram.backends.checks`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import struct
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
 
-from .common import INTERPRETED, launch
+from fastgram.backends import checks, layout
 
-
-# Tests set this to fill every output and workspace with NaN before a launch,
-# so that an element a kernel forgets to write cannot pass unnoticed.
-POISON_OUTPUTS = False
-
-
-@dataclasses.dataclass
-class GramTuning:
-    """Block sizes and split-K policy. Tests lower the thresholds to reach the
-    split path on small shapes; ``None`` means "pick for the device and dtype"."""
-
-    block_c: Optional[int] = None  # edge of a square Gram tile (channels)
-    block_k: Optional[int] = None  # reduction chunk over N per loop step
-    split_min_n: int = 4096  # never split reductions shorter than this
-    min_chunks_per_split: int = 8  # each split runs >= this many block_k steps
-    target_programs: Optional[int] = None  # programs to aim for; None: 2 per SM
-    # The split workspace is written once and read back at once, so it mostly
-    # stays in L2 (50 MB on an H100) as long as it is well below that size.
-    max_workspace_bytes: int = 16 << 20
-    finish_block: Optional[int] = None  # tile edge of the split-K reduce kernel
-    bwd_block_m: Optional[int] = None  # rows of dF per program
-    bwd_block_n: Optional[int] = None  # columns (positions) of dF per program
-    bwd_block_j: Optional[int] = None  # reduction chunk over channels
-
-
-TUNING = GramTuning()
+from . import common, gram_plan
 
 
 # --------------------------------------------------------------------------
@@ -352,167 +326,7 @@ def _gram_backward_kernel(
 
 
 # --------------------------------------------------------------------------
-# launch planning
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
-
-
-def _split_float(value: float, name: str) -> tuple:
-    """(hi, lo): hi is ``value`` rounded to fp32, lo the fp32 remainder (pure
-    Python: no tensors, so it also runs while torch.compile traces)."""
-    try:
-        hi = struct.unpack("f", struct.pack("f", value))[0]
-        lo = struct.unpack("f", struct.pack("f", value - hi))[0]
-    except OverflowError:
-        raise ValueError(f"{name}: {value} is outside the float32 range") from None
-    return hi, lo
-
-
-def fp32_matmul_precision() -> str:
-    """``"tf32"`` when PyTorch allows TF32 for fp32 matmuls, else ``"ieee"``."""
-    if torch.backends.cuda.matmul.allow_tf32:
-        return "tf32"
-    try:
-        if torch.get_float32_matmul_precision() != "highest":
-            return "tf32"
-    except RuntimeError:  # legacy and new precision APIs mixed; allow_tf32 rules
-        pass
-    return "ieee"
-
-
-@dataclasses.dataclass(frozen=True)
-class DotConfig:
-    """How a kernel multiplies tiles for one input dtype."""
-
-    use_dot: bool  # tl.dot (tensor cores) vs broadcast-and-sum (fp64)
-    upcast: bool  # feed fp32 to tl.dot (interpreter bf16 workaround)
-    precision: str  # "ieee" or "tf32", used by tl.dot for fp32 operands
-    fp64: bool
-
-
-def dot_config(dtype: torch.dtype) -> DotConfig:
-    fp64 = dtype == torch.float64
-    # Triton 3.8's interpreter multiplies bf16 tl.dot operands as raw bits;
-    # fp32 operands are exact there, so the interpreter upcasts bf16 tiles.
-    upcast = INTERPRETED and dtype == torch.bfloat16
-    # input_precision only matters for fp32 operands; half ones keep Triton's default
-    precision = fp32_matmul_precision() if dtype == torch.float32 else "tf32"
-    return DotConfig(not fp64, upcast, precision, fp64)
-
-
-def _sm_count(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 1
-
-
-@dataclasses.dataclass(frozen=True)
-class ForwardPlan:
-    block_c: int
-    block_k: int
-    tiles: int  # tile rows (and columns) covering C
-    pairs: int  # tiles on and above the diagonal
-    split: int  # programs sharing one tile's reduction
-    chunk: int  # positions per split (a multiple of block_k)
-    num_warps: int
-    num_stages: int
-    # Tiles of the programs that finish G (store it, reduce the loss): the
-    # product tiles without split-K; finer ones for the split-K reduce kernel,
-    # which must spread the workspace read over many programs.
-    finish_block: int
-    finish_pairs: int
-
-
-def plan_forward(batch: int, channels: int, n: int, dtype: torch.dtype,
-                 device: torch.device) -> ForwardPlan:
-    """Tile sizes and split-K for one (B, C, N) Gram."""
-    cfg = TUNING
-    fp64 = dtype == torch.float64
-    if INTERPRETED or device.type != "cuda":
-        # the interpreter pays per program and per step, not per element
-        block_c = min(64, max(16, _next_pow2(channels)))
-        block_k = 32 if fp64 else 256
-    elif fp64:
-        block_c, block_k = 16, 16  # broadcast path: registers hold c*c*k values
-    else:
-        block_c = 128 if channels > 64 else max(16, _next_pow2(channels))
-        block_k = 32 if dtype == torch.float32 else 64
-    block_c = cfg.block_c or block_c
-    block_k = cfg.block_k or block_k
-    tiles = triton.cdiv(channels, block_c)
-    pairs = tiles * (tiles + 1) // 2
-    steps = triton.cdiv(n, block_k)
-    split = 1
-    if n >= cfg.split_min_n:
-        target = cfg.target_programs or 2 * _sm_count(device)
-        by_workspace = cfg.max_workspace_bytes // (4 * batch * channels * channels)
-        split = min(
-            triton.cdiv(target, pairs * batch),
-            max(1, steps // cfg.min_chunks_per_split),
-            max(1, by_workspace),
-        )
-        split = max(1, split)
-    chunk = triton.cdiv(steps, split) * block_k
-    split = triton.cdiv(n, chunk)
-    num_warps = 8 if block_c >= 128 else 4
-    num_stages = 1 if fp64 else (3 if block_c >= 128 else 4)
-    finish_block = block_c
-    if split > 1:
-        if cfg.finish_block:
-            finish_block = cfg.finish_block
-        elif device.type == "cuda" and not INTERPRETED:
-            finish_block = min(block_c, 16 if channels <= 128 else 32)
-        if block_c % finish_block:
-            raise ValueError(f"finish_block: {finish_block} must divide block_c {block_c}")
-    finish_tiles = triton.cdiv(channels, finish_block)
-    return ForwardPlan(block_c, block_k, tiles, pairs, split, chunk, num_warps, num_stages,
-                       finish_block, finish_tiles * (finish_tiles + 1) // 2)
-
-
-@dataclasses.dataclass(frozen=True)
-class BackwardPlan:
-    block_m: int
-    block_n: int
-    block_j: int
-    num_warps: int
-    num_stages: int
-
-
-def plan_backward(channels: int, n: int, dtype: torch.dtype,
-                  device: torch.device) -> BackwardPlan:
-    cfg = TUNING
-    if INTERPRETED or device.type != "cuda":
-        block_m = block_j = min(64, max(16, _next_pow2(channels)))
-        block_n = 32 if dtype == torch.float64 else 256
-    elif dtype == torch.float64:
-        block_m = block_n = block_j = 16
-    else:
-        block_m = min(128, max(16, _next_pow2(channels)))
-        block_j = 32 if dtype == torch.float32 else 64
-        block_n = 64 if dtype == torch.float32 else 128
-    block_m = cfg.bwd_block_m or block_m
-    block_n = cfg.bwd_block_n or block_n
-    block_j = cfg.bwd_block_j or block_j
-    num_warps = 8 if block_m * block_n >= 128 * 128 else 4
-    num_stages = 1 if dtype == torch.float64 else 3
-    return BackwardPlan(block_m, block_n, block_j, num_warps, num_stages)
-
-
-# --------------------------------------------------------------------------
-# argument handling
-
-
-def _empty(shape, dtype, device) -> torch.Tensor:
-    out = torch.empty(shape, dtype=dtype, device=device)
-    if POISON_OUTPUTS:
-        out.fill_(float("nan"))
-    return out
-
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+# argument layout
 
 
 def _flattens(x: torch.Tensor) -> bool:
@@ -533,16 +347,10 @@ def as_bcn(x: torch.Tensor) -> tuple:
     return x, (x.stride(0), x.stride(1), stride_n)
 
 
-def _grad_like(x: torch.Tensor) -> torch.Tensor:
-    """An uninitialised gradient for ``x`` (a layout :func:`as_bcn` reads
-    without a copy): channels_last stays channels_last, all else contiguous."""
-    channels_last = (x.dim() == 4 and not x.is_contiguous()
-                     and x.is_contiguous(memory_format=torch.channels_last))
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
-    if POISON_OUTPUTS:
-        out.fill_(float("nan"))
-    return out
+def layer_sizes(f: torch.Tensor) -> tuple:
+    """(B, C, N) of features ``f``."""
+    batch, channels = f.shape[0], f.shape[1]
+    return batch, channels, f.numel() // (batch * channels)
 
 
 def _target_strides(t: Optional[torch.Tensor]) -> tuple:
@@ -553,98 +361,100 @@ def _target_strides(t: Optional[torch.Tensor]) -> tuple:
     return t.stride()
 
 
+def _split_float(value: float, name: str) -> tuple:
+    """(hi, lo): hi is ``value`` rounded to fp32, lo the fp32 remainder (pure
+    Python: no tensors, so it also runs while torch.compile traces)."""
+    try:
+        hi = struct.unpack("f", struct.pack("f", value))[0]
+        lo = struct.unpack("f", struct.pack("f", value - hi))[0]
+    except OverflowError:
+        raise ValueError(f"{name}: {value} is outside the float32 range") from None
+    return hi, lo
+
+
 # --------------------------------------------------------------------------
 # launchers
 
 
-def _launch_forward(f, strides, batch, channels, n, scale, out, target=None,
-                    loss_parts=None, loss_offset=0, coef=0.0, store_direction=False) -> None:
+def launch_forward(f, strides, batch, channels, n, scale, out, target=None,
+                   loss_parts=None, loss_offset=0, coef=0.0, store_direction=False) -> None:
     """One layer: G (B, C, C) into ``out``; with ``target`` also its loss
     partials into ``loss_parts[loss_offset : loss_offset + B * pairs]``, and
     with ``store_direction`` 2 G - T - T^T into ``out`` instead of G."""
-    plan = plan_forward(batch, channels, n, f.dtype, f.device)
-    dot = dot_config(f.dtype)
+    plan = gram_plan.plan_forward(batch, channels, n, f.dtype, f.device)
+    dot = gram_plan.dot_config(f.dtype)
     fuse = target is not None
-    scale_hi, scale_lo = _split_float(scale, "scale")
-    coef_hi, coef_lo = _split_float(coef, "weight")
-    t_arg = target if fuse else out
-    l_arg = loss_parts if fuse else out
+    scalars = (*_split_float(scale, "scale"), *_split_float(coef, "weight"))
+    # absent target and loss buffers: any pointer, never read (FUSE_LOSS off)
+    t_arg, l_arg = (target, loss_parts) if fuse else (out, out)
     t_strides = _target_strides(target)
-    common = dict(BLOCK_C=plan.block_c, FP64=dot.fp64, num_warps=plan.num_warps)
+    product = dict(BLOCK_C=plan.block_c, BLOCK_K=plan.block_k, SINGLE_TILE=plan.tiles == 1,
+                   **dot.meta, num_warps=plan.num_warps, num_stages=plan.num_stages)
     finish = dict(FUSE_LOSS=fuse, STORE_DIRECTION=fuse and store_direction)
     if plan.split == 1:
-        launch(
+        common.launch(
             _gram_forward_kernel, (plan.pairs, 1, batch),
             f, *strides, out, 0, *out.stride(), t_arg, *t_strides, l_arg, loss_offset,
-            channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
-            WRITE_PARTIAL=False, BLOCK_K=plan.block_k, PRECISION=dot.precision,
-            USE_DOT=dot.use_dot, UPCAST=dot.upcast, SINGLE_TILE=plan.tiles == 1,
-            num_stages=plan.num_stages,
-            **finish, **common,
+            channels, n, plan.chunk, *scalars,
+            WRITE_PARTIAL=False, **finish, **product,
         )
         return
-    ws = _empty((plan.split, batch, channels, channels), accumulation_dtype(f.dtype), f.device)
-    launch(
+    ws = common.new_output(f, (plan.split, batch, channels, channels),
+                           checks.stats_dtype(f.dtype))
+    common.launch(
         _gram_forward_kernel, (plan.pairs, plan.split, batch),
-        f, *strides, ws, *ws.stride(), ws, 0, 0, 0, ws, 0,
-        channels, n, plan.chunk, scale_hi, scale_lo, coef_hi, coef_lo,
-        WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False, BLOCK_K=plan.block_k,
-        PRECISION=dot.precision, USE_DOT=dot.use_dot, UPCAST=dot.upcast,
-        SINGLE_TILE=plan.tiles == 1, num_stages=plan.num_stages, **common,
+        f, *strides, ws, *ws.stride(), ws, 0, 0, 0, ws, 0, channels, n, plan.chunk, *scalars,
+        WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False, **product,
     )
     # Finer tiles than the product's: every one lies inside an upper product
     # tile (finish_block divides block_c), so it reads only written partials.
-    launch(
+    common.launch(
         _gram_split_reduce_kernel, (plan.finish_pairs, batch),
         ws, *ws.stride(), plan.split, out, *out.stride(), t_arg, *t_strides,
-        l_arg, loss_offset, channels, scale_hi, scale_lo, coef_hi, coef_lo,
+        l_arg, loss_offset, channels, *scalars,
         BLOCK_C=plan.finish_block, FP64=dot.fp64,
         num_warps=4 if plan.finish_block <= 32 else plan.num_warps, **finish,
     )
 
 
-def gram_forward(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``scale * F F^T`` per sample, (B, C, C) in the dtype of ``x``."""
-    f, strides = as_bcn(x)
-    batch, channels, n = _layer_sizes(f)
-    out = _empty((batch, channels, channels), x.dtype, x.device)
-    _launch_forward(f, strides, batch, channels, n, float(scale), out)
-    return out
-
-
-def _launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -> None:
-    batch, channels, n = _layer_sizes(f)
-    plan = plan_backward(channels, n, f.dtype, f.device)
-    dot = dot_config(f.dtype)
+def launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -> None:
+    """``df = coef * M F`` with M from ``a`` (and ``target``) per ``a_mode``,
+    times the 0-d ``grad_scale`` when given."""
+    batch, channels, n = layer_sizes(f)
+    plan = gram_plan.plan_backward(channels, n, f.dtype, f.device,
+                                   reads_target=a_mode == A_GRAM_MINUS_TARGET)
+    dot = gram_plan.dot_config(f.dtype)
     _, d_strides = as_bcn(df)
-    coef_hi, coef_lo = _split_float(coef, "scale")
     grid = (triton.cdiv(channels, plan.block_m), triton.cdiv(n, plan.block_n), batch)
-    launch(
+    common.launch(
         _gram_backward_kernel, grid,
         a, *a.stride(), target if target is not None else a, *_target_strides(target),
         f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a,
-        channels, n, coef_hi, coef_lo,
+        channels, n, *_split_float(coef, "scale"),
         A_MODE=a_mode, HAS_GRAD_SCALE=grad_scale is not None, BLOCK_M=plan.block_m,
-        BLOCK_N=plan.block_n, BLOCK_J=plan.block_j, PRECISION=dot.precision,
-        USE_DOT=dot.use_dot, UPCAST=dot.upcast, FP64=dot.fp64,
-        num_warps=plan.num_warps, num_stages=backward_stages(plan, a_mode),
+        BLOCK_N=plan.block_n, BLOCK_J=plan.block_j, **dot.meta,
+        num_warps=plan.num_warps, num_stages=plan.num_stages,
     )
 
 
-def backward_stages(plan: BackwardPlan, a_mode: int) -> int:
-    """Pipeline depth of the backward kernel: G and both target tiles staged
-    per step (target gradients, rare) would fill shared memory at 3 stages."""
-    return min(plan.num_stages, 2) if a_mode == A_GRAM_MINUS_TARGET else plan.num_stages
+def new_grad(f: torch.Tensor) -> torch.Tensor:
+    """An uninitialised gradient for features ``f``, in a layout :func:`as_bcn`
+    reads without a copy (:func:`fastgram.backends.layout.grad_format`)."""
+    return common.new_output(f, memory_format=layout.grad_format(f))
+
+
+def gram_forward(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * F F^T`` per sample, (B, C, C) in the dtype of ``x``."""
+    f, strides = as_bcn(x)
+    batch, channels, n = layer_sizes(f)
+    out = common.new_output(x, (batch, channels, channels))
+    launch_forward(f, strides, batch, channels, n, float(scale), out)
+    return out
 
 
 def gram_backward(grad: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
     """dL/dx = scale * (dG + dG^T) F for dL/dG = ``grad`` (B, C, C), any strides."""
     f, strides = as_bcn(x)
-    df = _grad_like(f)
-    _launch_backward(grad, A_SUM_TRANSPOSE, None, f, strides, df, float(scale))
+    df = new_grad(f)
+    launch_backward(grad, A_SUM_TRANSPOSE, None, f, strides, df, float(scale))
     return df
-
-
-def _layer_sizes(f: torch.Tensor) -> tuple:
-    batch, channels = f.shape[0], f.shape[1]
-    return batch, channels, f.numel() // (batch * channels)

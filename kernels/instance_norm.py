@@ -5,9 +5,9 @@ with ``rstd = 1 / sqrt(var + eps)``, biased variance, statistics in float32
 (float64 for float64 inputs), optional affine parameters of shape (C,) or
 per sample (B, C), optional fused relu / leaky_relu.
 
-Two schemes, chosen by row length N = H*W (see :mod:`._norm_common`):
+Two schemes, chosen by row length N = H*W (see :mod:`.norm_common`):
 
-* fused (N <= ``config.fused_max_n``; for channels-last inputs also short
+* fused (N <= ``tuning.fused_max_n``; for channels-last inputs also short
   enough that a program holds 16 channels side by side): a program holds
   whole rows in registers: one read of x, one write of y.
 * split (longer rows): ``_stats_partial_kernel`` reduces chunks of each row
@@ -24,7 +24,7 @@ the batch for (C,) parameters, in a fixed order). The fused backward reads x
 and dy once and writes dx; the split one reduces S1/S2 per chunk first, then
 reads x and dy again to write dx.
 
-Tuning (``config.fused_max_n`` = 16384, 4096-element tiles, 16 warps at
+Tuning (``tuning.fused_max_n`` = 16384, 4096-element tiles, 16 warps at
 most) was chosen from register counts of the sm_90 build (no spills at the
 largest fused float32 or bfloat16 row), not from GPU timings: none could
 be measured yet.
@@ -42,14 +42,18 @@ import torch
 import triton
 import triton.language as tl
 
-from . import _norm_common as common
-from ._norm_common import (
+from fastgram.backends.checks import stats_dtype
+
+from . import common, norm_common
+from .norm_common import (
     chunk_bounds,
     load_tile,
     merge_partials,
-    reversed_program,
     row_block,
+    row_moments,
     row_param,
+    row_tile,
+    second_pass_block,
     store_chunk_stats,
     store_tile,
 )
@@ -98,13 +102,10 @@ def _fwd_fused_kernel(
 ):
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
     b, c, c_mask = row_block(tl.program_id(0), C, BLOCK_C)
-    n = tl.arange(0, BLOCK_N)
-    mask = c_mask[:, None] & (n < N)[None, :]
+    n, mask = row_tile(0, N, c_mask, BLOCK_N)
 
     x = load_tile(x_ptr, b, c, n, mask, W, sx_b, sx_c, sx_h, sx_w, ACC, SPATIAL_2D)
-    mean = tl.sum(x, 1) / N
-    d = tl.where(mask, x - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(d * d, 1) / N + eps)
+    mean, d, rstd = row_moments(x, mask, N, eps)
 
     w, bias = _row_affine(w_ptr, b_ptr, b, c, c_mask, sw_b, sw_c, sb_b, sb_c, rstd,
                           ACC, HAS_W, HAS_B)
@@ -139,9 +140,7 @@ def _fwd_apply_kernel(
 ):
     """Grid (B * C-blocks, SPLIT): merge the row statistics, normalise one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
-    pid, s = reversed_program()
-    b, c, c_mask = row_block(pid, C, BLOCK_C)
-    rows = b * C + c
+    b, c, c_mask, rows, s = second_pass_block(C, BLOCK_C)
     mean, var = merge_partials(pmean_ptr, pm2_ptr, rows, c_mask, N, CHUNK, SPLIT, ACC, SPLIT_P2)
     rstd = 1.0 / tl.sqrt(var + eps)
     if s == 0:
@@ -152,8 +151,7 @@ def _fwd_apply_kernel(
                           ACC, HAS_W, HAS_B)
     lo, hi = chunk_bounds(s, CHUNK, N)
     for start in range(lo, hi, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < hi)[None, :]
+        n, mask = row_tile(start, hi, c_mask, BLOCK_N)
         x = load_tile(x_ptr, b, c, n, mask, W, sx_b, sx_c, sx_h, sx_w, ACC, SPATIAL_2D)
         xhat = (x - mean[:, None]) * rstd[:, None]
         y = _affine_act(xhat, w, bias, slope, HAS_W, HAS_B, HAS_ACT)
@@ -214,8 +212,7 @@ def _bwd_fused_kernel(
 ):
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
     b, c, c_mask = row_block(tl.program_id(0), C, BLOCK_C)
-    n = tl.arange(0, BLOCK_N)
-    mask = c_mask[:, None] & (n < N)[None, :]
+    n, mask = row_tile(0, N, c_mask, BLOCK_N)
     rows = b * C + c
 
     mean, rstd, w, bias = _saved_row_params(mean_ptr, rstd_ptr, w_ptr, b_ptr, b, c, c_mask, rows,
@@ -255,8 +252,7 @@ def _bwd_partial_kernel(
     s2 = tl.zeros([BLOCK_C], dtype=ACC)
     lo, hi = chunk_bounds(s, CHUNK, N)
     for start in range(lo, hi, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < hi)[None, :]
+        n, mask = row_tile(start, hi, c_mask, BLOCK_N)
         xhat, g, dy = _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
                                  sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
                                  mean, rstd, w, bias, slope, alpha, ACC,
@@ -281,9 +277,7 @@ def _bwd_apply_kernel(
 ):
     """Grid (B * C-blocks, SPLIT): sum the chunk S1/S2, write dx for one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
-    pid, s = reversed_program()
-    b, c, c_mask = row_block(pid, C, BLOCK_C)
-    rows = b * C + c
+    b, c, c_mask, rows, s = second_pass_block(C, BLOCK_C)
     parts = tl.arange(0, SPLIT_P2)
     pmask = c_mask[:, None] & (parts < SPLIT)[None, :]
     poffs = rows[:, None] * SPLIT + parts[None, :]
@@ -298,8 +292,7 @@ def _bwd_apply_kernel(
     scale = rstd * w if HAS_W else rstd
     lo, hi = chunk_bounds(s, CHUNK, N)
     for start in range(lo, hi, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < hi)[None, :]
+        n, mask = row_tile(start, hi, c_mask, BLOCK_N)
         xhat, g, dy = _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
                                  sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
                                  mean, rstd, w, bias, slope, alpha, ACC,
@@ -353,18 +346,35 @@ def _param_strides(p: Optional[torch.Tensor]) -> tuple[int, int]:
     return p.stride(0), p.stride(1)
 
 
-def _slope(activation: int, negative_slope: float) -> float:
-    return 0.0 if activation == ACT_RELU else float(negative_slope)
+def _outputs(x: torch.Tensor, sdt: torch.dtype) -> tuple:
+    """A tensor like ``x`` and two (B, C) per-row buffers in dtype ``sdt``."""
+    rows = tuple(x.shape[:2])
+    return common.new_output(x), common.new_output(x, rows, sdt), common.new_output(x, rows, sdt)
 
 
-def _layout(x4: torch.Tensor, *others: torch.Tensor):
-    """Strides of x and of each same-shaped tensor in ``others``, and whether
-    any of them needs the 2-D spatial index."""
-    all_strides = [common.strides4(t) for t in (x4,) + others]
+def _layout(x: torch.Tensor, *others: torch.Tensor):
+    """((C, N, W), strides of x and of each tensor shaped like it in
+    ``others``, whether any of them needs the 2-D spatial index, whether x is
+    channels-last)."""
+    x4 = norm_common.as_4d(x)
+    _, C, H, W = x4.shape
+    all_strides = [norm_common.strides4(norm_common.as_4d(t)) for t in (x,) + others]
     spatial_2d = not all(s[4] for s in all_strides)
     flat = [s[:4] for s in all_strides]
-    channels_last = x4.stride(1) == 1 and x4.shape[2] * x4.shape[3] > 1
-    return flat, spatial_2d, channels_last
+    channels_last = x4.stride(1) == 1 and H * W > 1
+    return (C, H * W, W), flat, spatial_2d, channels_last
+
+
+def _affine(weight, bias, stand_in, activation, negative_slope) -> tuple:
+    """(weight, bias, their strides, slope, flags) as the kernels take them:
+    ``stand_in`` for an absent parameter (never read: its HAS_* flag is off);
+    relu is leaky_relu with slope 0."""
+    flags = dict(HAS_W=weight is not None, HAS_B=bias is not None,
+                 HAS_ACT=activation != ACT_NONE)
+    slope = 0.0 if activation == ACT_RELU else float(negative_slope)
+    strides = (*_param_strides(weight), *_param_strides(bias))
+    return (weight if weight is not None else stand_in, bias if bias is not None else stand_in,
+            strides, slope, flags)
 
 
 def forward(
@@ -381,34 +391,23 @@ def forward(
     for float64 input). ``y`` has the layout of ``x`` (channels-last stays
     channels-last; other strided inputs give a contiguous ``y``).
     """
-    x4 = common.as_4d(x)
-    B, C, H, W = x4.shape
-    N = H * W
-    y = common.new_output(x)
-    y4 = common.as_4d(y)
-    sdt = common.stats_dtype(x.dtype)
-    mean = common.new_output(x, (B, C), sdt)
-    rstd = common.new_output(x, (B, C), sdt)
-    (sx, sy), spatial_2d, channels_last = _layout(x4, y4)
-    sw, sb = _param_strides(weight), _param_strides(bias)
-    flags = dict(
-        HAS_W=weight is not None, HAS_B=bias is not None,
-        HAS_ACT=activation != ACT_NONE, SPATIAL_2D=spatial_2d,
-    )
-    w_arg = weight if weight is not None else mean  # never read when absent
-    b_arg = bias if bias is not None else mean
-    slope = _slope(activation, negative_slope)
+    B = x.shape[0]
+    sdt = stats_dtype(x.dtype)
+    y, mean, rstd = _outputs(x, sdt)
+    (C, N, W), (sx, sy), spatial_2d, channels_last = _layout(x, y)
+    w_arg, b_arg, swb, slope, flags = _affine(weight, bias, mean, activation, negative_slope)
+    flags.update(SPATIAL_2D=spatial_2d)
 
-    plan = common.fused_plan(N, B, C, channels_last)
+    plan = norm_common.fused_plan(N, B, C, channels_last)
     if plan is not None:
         common.launch(
             _fwd_fused_kernel, plan.grid,
-            x, y, w_arg, b_arg, mean, rstd, C, N, W, *sx, *sy, *sw, *sb, eps, slope,
+            x, y, w_arg, b_arg, mean, rstd, C, N, W, *sx, *sy, *swb, eps, slope,
             **flags, **plan.meta,
         )
         return y, mean, rstd
 
-    plan = common.split_rows(N, B, C, channels_last, x.device)
+    plan = norm_common.split_rows(N, B, C, channels_last, x.device)
     pmean, pm2 = plan.partials(x, sdt)
     common.launch(
         _stats_partial_kernel, plan.grid,
@@ -417,7 +416,7 @@ def forward(
     )
     common.launch(
         _fwd_apply_kernel, plan.grid,
-        x, y, w_arg, b_arg, mean, rstd, pmean, pm2, C, N, W, *sx, *sy, *sw, *sb,
+        x, y, w_arg, b_arg, mean, rstd, pmean, pm2, C, N, W, *sx, *sy, *swb,
         eps, slope, plan.chunk, plan.split,
         **flags, SPLIT_P2=plan.split_p2, **plan.meta,
     )
@@ -442,58 +441,42 @@ def backward(
     s2 = sum(g * xhat) per row, (B, C) in the statistics dtype, which are the
     per-sample gradients of bias and weight.
     """
-    x4 = common.as_4d(x)
-    B, C, H, W = x4.shape
-    N = H * W
-    dx = common.new_output(x)
-    dx4 = common.as_4d(dx)
-    sdt = mean.dtype
-    s1 = common.new_output(x, (B, C), sdt)
-    s2 = common.new_output(x, (B, C), sdt)
-    (sx, sg, sd), spatial_2d, channels_last = _layout(x4, common.as_4d(grad_out), dx4)
-    sw, sb = _param_strides(weight), _param_strides(bias)
-    flags = dict(
-        HAS_W=weight is not None, HAS_B=bias is not None,
-        HAS_ACT=activation != ACT_NONE, BLEND=alpha is not None, SPATIAL_2D=spatial_2d,
-    )
-    w_arg = weight if weight is not None else mean
-    b_arg = bias if bias is not None else mean
-    slope = _slope(activation, negative_slope)
+    B = x.shape[0]
+    dx, s1, s2 = _outputs(x, mean.dtype)
+    (C, N, W), (sx, sg, sd), spatial_2d, channels_last = _layout(x, grad_out, dx)
+    w_arg, b_arg, swb, slope, flags = _affine(weight, bias, mean, activation, negative_slope)
+    flags.update(BLEND=alpha is not None, SPATIAL_2D=spatial_2d)
     alpha_arg = 1.0 if alpha is None else float(alpha)
 
-    plan = common.fused_plan(N, B, C, channels_last)
+    plan = norm_common.fused_plan(N, B, C, channels_last)
     if plan is not None:
         common.launch(
             _bwd_fused_kernel, plan.grid,
             x, grad_out, dx, w_arg, b_arg, mean, rstd, s1, s2, C, N, W,
-            *sx, *sg, *sd, *sw, *sb, slope, alpha_arg,
+            *sx, *sg, *sd, *swb, slope, alpha_arg,
             **flags, **plan.meta,
         )
         return dx, s1, s2
 
-    plan = common.split_rows(N, B, C, channels_last, x.device)
-    ps1, ps2 = plan.partials(x, sdt)
+    plan = norm_common.split_rows(N, B, C, channels_last, x.device)
+    ps1, ps2 = plan.partials(x, mean.dtype)
     common.launch(
         _bwd_partial_kernel, plan.grid,
         x, grad_out, w_arg, b_arg, mean, rstd, ps1, ps2, C, N, W,
-        *sx, *sg, *sw, *sb, slope, alpha_arg, plan.chunk, plan.split,
+        *sx, *sg, *swb, slope, alpha_arg, plan.chunk, plan.split,
         **flags, **plan.meta,
     )
     common.launch(
         _bwd_apply_kernel, plan.grid,
         x, grad_out, dx, w_arg, b_arg, mean, rstd, ps1, ps2, s1, s2, C, N, W,
-        *sx, *sg, *sd, *sw, *sb, slope, alpha_arg, plan.chunk, plan.split,
+        *sx, *sg, *sd, *swb, slope, alpha_arg, plan.chunk, plan.split,
         **flags, SPLIT_P2=plan.split_p2, **plan.meta,
     )
     return dx, s1, s2
 
 
-def param_grads(
-    s1: torch.Tensor,
-    s2: torch.Tensor,
-    weight: Optional[torch.Tensor],
-    bias: Optional[torch.Tensor],
-) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+def param_grads(s1: torch.Tensor, s2: torch.Tensor, weight: Optional[torch.Tensor],
+                bias: Optional[torch.Tensor]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     """Weight and bias gradients (shapes and dtypes of the parameters; None
     for an absent one) from the per-row sums of :func:`backward`, in one
     launch."""

@@ -10,18 +10,19 @@ from typing import Sequence
 
 import torch
 
+from fastgram.backends.checks import stats_dtype
+
+from . import common
 from .gram import (
     A_AS_IS,
     A_GRAM_MINUS_TARGET,
-    _empty,
-    _grad_like,
-    _launch_backward,
-    _launch_forward,
-    _layer_sizes,
-    accumulation_dtype,
     as_bcn,
-    plan_forward,
+    launch_backward,
+    launch_forward,
+    layer_sizes,
+    new_grad,
 )
+from .gram_plan import plan_forward
 
 
 def saved_dtype(dtype: torch.dtype, keep_gram: bool) -> torch.dtype:
@@ -32,7 +33,7 @@ def saved_dtype(dtype: torch.dtype, keep_gram: bool) -> torch.dtype:
     consumes, the features' own (fp32 for fp16, whose range is too narrow
     for an unnormalised Gram)."""
     if keep_gram or dtype == torch.float16:
-        return accumulation_dtype(dtype)
+        return stats_dtype(dtype)
     return dtype
 
 
@@ -47,17 +48,17 @@ def style_loss_forward(features: Sequence[torch.Tensor], targets: Sequence[torch
     slots = 0
     for x, t in zip(features, targets):
         f, strides = as_bcn(x)
-        batch, channels, n = _layer_sizes(f)
+        batch, channels, n = layer_sizes(f)
         plan = plan_forward(batch, channels, n, f.dtype, f.device)
         layers.append((f, strides, batch, channels, n, t, slots))
         slots += batch * plan.finish_pairs
-    parts = _empty((slots,), accumulation_dtype(first.dtype), first.device)
+    parts = common.new_output(first, (slots,), stats_dtype(first.dtype))
     saved = []
     for (f, strides, batch, channels, n, t, offset), w, s in zip(layers, weights, scales):
-        out = _empty((batch, channels, channels), saved_dtype(f.dtype, keep_gram), f.device)
+        out = common.new_output(f, (batch, channels, channels), saved_dtype(f.dtype, keep_gram))
         coef = float(w) / (batch * channels * channels)
-        _launch_forward(f, strides, batch, channels, n, float(s), out, t, parts, offset, coef,
-                        store_direction=not keep_gram)
+        launch_forward(f, strides, batch, channels, n, float(s), out, t, parts, offset, coef,
+                       store_direction=not keep_gram)
         saved.append(out)
     return parts.sum(), saved
 
@@ -73,9 +74,9 @@ def style_loss_backward(grad: torch.Tensor, features: Sequence[torch.Tensor],
     grads = []
     for x, t, m, w, s in zip(features, targets, saved, weights, scales):
         f, strides = as_bcn(x)
-        batch, channels, _ = _layer_sizes(f)
-        df = _grad_like(f)
+        batch, channels, _ = layer_sizes(f)
+        df = new_grad(f)
         coef = 2.0 * float(s) * float(w) / (batch * channels * channels)
-        _launch_backward(m, mode, t, f, strides, df, coef, grad)
+        launch_backward(m, mode, t, f, strides, df, coef, grad)
         grads.append(df)
     return grads

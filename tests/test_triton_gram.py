@@ -1,4 +1,5 @@
-"""Triton Gram-matrix and fused style-loss kernels (fastgram.kernels.gram).
+"""Triton Gram-matrix and fused style-loss kernels (fastgram.kernels.gram,
+gram_plan and style_loss).
 
 On a machine without CUDA these run under ``TRITON_INTERPRET=1`` (set by
 conftest.py) on CPU tensors; with a CUDA device the same cases run on it too.
@@ -10,9 +11,6 @@ a kernel does not write fails the comparison.
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -25,29 +23,31 @@ from fastgram.dispatch import FastgramFallbackWarning
 from fastgram.ops import reference
 
 gram = pytest.importorskip("fastgram.kernels.gram", reason="triton is not installed")
-from fastgram.kernels import common as kernel_common, style_loss as style_kernels  # noqa: E402
+from fastgram.kernels import common as kernel_common, gram_plan  # noqa: E402
 from fastgram.backends.triton import gram_matrix as triton_gram, style_loss as triton_style  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 # CPU tensors reach the kernels only through the interpreter; on a CUDA
 # machine without it they route to the reference (tested separately).
-DEVICES = (["cpu"] if gram.INTERPRETED else []) + (["cuda"] if CUDA else [])
+DEVICES = (["cpu"] if kernel_common.INTERPRETED else []) + (["cuda"] if CUDA else [])
 HALF = (torch.float16, torch.bfloat16)
 
 
 @pytest.fixture(autouse=True)
-def _poisoned_fresh_tuning(monkeypatch):
-    monkeypatch.setattr(gram, "POISON_OUTPUTS", True)
-    monkeypatch.setattr(gram, "TUNING", gram.GramTuning())
+def _poisoned_default_tuning():
+    # every test starts from the default tuning, and whatever it changes in
+    # gram_plan.tuning is undone when it ends
+    with kernel_common.override(kernel_common.debug, poison=True), \
+            kernel_common.override(gram_plan.tuning, **vars(gram_plan.GramTuning())):
+        yield
 
 
-def _force_split(monkeypatch, **extra):
+def _force_split(**extra):
     """Lower the split-K thresholds so that small shapes take the split path."""
-    tuning = gram.GramTuning(
-        split_min_n=1, min_chunks_per_split=1, target_programs=1 << 20,
+    return kernel_common.override(
+        gram_plan.tuning, split_min_n=1, min_chunks_per_split=1, target_programs=1 << 20,
         max_workspace_bytes=1 << 40, **extra,
     )
-    monkeypatch.setattr(gram, "TUNING", tuning)
 
 
 def _triton_gram_matrix(x, scale=None):
@@ -136,15 +136,15 @@ def test_triton_gram_backward_of_expanded_upstream_gradient(device, gen):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(2, 65, 1000), (1, 3, 1000), (1, 16, 20, 50)], ids=str)
 @pytest.mark.parametrize("finish_block", [None, 16], ids=["finish_default", "finish16"])
-def test_triton_gram_split_k(device, dtype, shape, finish_block, monkeypatch, gen):
+def test_triton_gram_split_k(device, dtype, shape, finish_block, gen):
     # finish16: the reduce kernel runs on tiles finer than the product's
-    _force_split(monkeypatch, finish_block=finish_block)
     x = randn(*shape, dtype=dtype, gen=gen, device=device)
     n = x[0, 0].numel()
-    plan = gram.plan_forward(x.shape[0], x.shape[1], n, dtype, x.device)
-    assert plan.split > 1, plan  # the case must really take the split path
-    _check_gram_forward(x, "split-K gram")
-    _check_gram_backward(x, "split-K gram")
+    with _force_split(finish_block=finish_block):
+        plan = gram_plan.plan_forward(x.shape[0], x.shape[1], n, dtype, x.device)
+        assert plan.split > 1, plan  # the case must really take the split path
+        _check_gram_forward(x, "split-K gram")
+        _check_gram_backward(x, "split-K gram")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -152,12 +152,12 @@ def test_triton_gram_default_split_k_policy(device):
     # B = 1 with one tile and a long reduction: split to fill the device,
     # but never past the workspace cap or below the minimum chunk count
     dev = torch.device(device)
-    long = gram.plan_forward(1, 64, 262144, torch.bfloat16, dev)
-    short = gram.plan_forward(1, 64, 1000, torch.bfloat16, dev)
+    long = gram_plan.plan_forward(1, 64, 262144, torch.bfloat16, dev)
+    short = gram_plan.plan_forward(1, 64, 1000, torch.bfloat16, dev)
     assert short.split == 1
     assert long.chunk % long.block_k == 0 and long.split * long.chunk >= 262144
     assert (long.split - 1) * long.chunk < 262144  # no empty split
-    assert long.split * 64 * 64 * 4 <= gram.TUNING.max_workspace_bytes or long.split == 1
+    assert long.split * 64 * 64 * 4 <= gram_plan.tuning.max_workspace_bytes or long.split == 1
     assert long.finish_block <= long.block_c and long.block_c % long.finish_block == 0
     if dev.type == "cuda":
         assert long.split > 1
@@ -176,12 +176,12 @@ def test_triton_gram_long_rows_default_tuning(device, gen):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("channels", [65, 130])
-def test_triton_gram_many_tiles(device, channels, monkeypatch, gen):
+def test_triton_gram_many_tiles(device, channels, gen):
     # small tiles exercise the upper-triangle pair numbering over many tiles
-    monkeypatch.setattr(gram, "TUNING", gram.GramTuning(block_c=16))
     x = randn(2, channels, 7, gen=gen, device=device)
-    assert gram.plan_forward(2, channels, 7, x.dtype, x.device).tiles == -(-channels // 16)
-    _check_gram_forward(x, f"gram C={channels}")
+    with kernel_common.override(gram_plan.tuning, block_c=16):
+        assert gram_plan.plan_forward(2, channels, 7, x.dtype, x.device).tiles == -(-channels // 16)
+        _check_gram_forward(x, f"gram C={channels}")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -317,16 +317,16 @@ def test_triton_style_loss_matches_reference(device, dtype, per_sample, target_g
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_triton_style_loss_split_k(device, dtype, monkeypatch, gen):
-    _force_split(monkeypatch)
+def test_triton_style_loss_split_k(device, dtype, gen):
     feats, targs, weights = _style_case(device, dtype, False, gen, batch=1,
                                         layers=((65, 1000), (3, 300)))
-    assert gram.plan_forward(1, 65, 1000, dtype, feats[0].device).split > 1
-    _check_style_loss(feats, targs, weights, "split-K style loss", target_grad=False)
-    _check_style_loss(feats, targs, weights, "split-K style loss, G kept", target_grad=True)
-    _force_split(monkeypatch, finish_block=16)  # loss partials from finer tiles
-    assert gram.plan_forward(1, 65, 1000, dtype, feats[0].device).finish_pairs > 3
-    _check_style_loss(feats, targs, weights, "split-K style loss, fine finish")
+    with _force_split():
+        assert gram_plan.plan_forward(1, 65, 1000, dtype, feats[0].device).split > 1
+        _check_style_loss(feats, targs, weights, "split-K style loss", target_grad=False)
+        _check_style_loss(feats, targs, weights, "split-K style loss, G kept", target_grad=True)
+    with _force_split(finish_block=16):  # loss partials from finer tiles
+        assert gram_plan.plan_forward(1, 65, 1000, dtype, feats[0].device).finish_pairs > 3
+        _check_style_loss(feats, targs, weights, "split-K style loss, fine finish")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -449,7 +449,7 @@ def test_triton_gram_cpu_without_interpreter_routes_to_reference(monkeypatch):
     assert triton_gram.supports(torch.ones(1, 2, 3, device="meta"), 1.0)
     with pytest.raises(ValueError, match="TRITON_INTERPRET"):
         torch.ops.fastgram.triton_gram_matrix(x, 1.0)  # the op refuses what Triton cannot read
-    if gram.INTERPRETED or CUDA:  # the triton backend is loaded: explicit use falls back
+    if kernel_common.INTERPRETED or CUDA:  # the triton backend is loaded: explicit use falls back
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             impl = dispatch.select("gram_matrix", x.device, (x, 1.0), "triton")
@@ -527,7 +527,7 @@ def test_triton_gram_dynamo_fullgraph_without_breaks(device, gen):
     assert torch.equal(out, ref) and torch.equal(grad, x.grad)
 
 
-@pytest.mark.skipif(not gram.INTERPRETED, reason="only the interpreter cannot record kernels")
+@pytest.mark.skipif(not kernel_common.INTERPRETED, reason="only the interpreter cannot record kernels")
 def test_triton_gram_interpreter_refuses_graph_capture(gen):
     torch._dynamo.reset()
     x = randn(2, 3, 4, gen=gen, requires_grad=True)
@@ -539,13 +539,13 @@ def test_triton_gram_fp32_precision_follows_pytorch():
     saved = torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = False
-        assert gram.fp32_matmul_precision() == "ieee"
-        assert gram.dot_config(torch.float32).precision == "ieee"
+        assert gram_plan.fp32_matmul_precision() == "ieee"
+        assert gram_plan.dot_config(torch.float32).precision == "ieee"
         torch.backends.cuda.matmul.allow_tf32 = True
-        assert gram.fp32_matmul_precision() == "tf32"
+        assert gram_plan.fp32_matmul_precision() == "tf32"
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
-    assert not gram.dot_config(torch.float64).use_dot
+    assert not gram_plan.dot_config(torch.float64).use_dot
 
 
 # --------------------------------------------------------------------------
@@ -604,113 +604,3 @@ def test_triton_gram_compiles_fullgraph(gen):
     assert_close(out, ref, RTOL[torch.float32], "compiled loss")
     for g, f in zip(grads, feats):
         assert_close(g, f.grad, RTOL[torch.float32], "compiled gradient")
-
-
-# --------------------------------------------------------------------------
-# Compiled (not interpreted) kernels, checked without a GPU: every launch
-# configuration the planners pick for the VGG19 benchmark shapes is compiled
-# for sm_90 (H100) with the ptxas Triton ships, and must fit the shared memory
-# a block can have there. This catches what the interpreter lets through
-# (type errors, constexpr misuse, oversized pipelines).
-
-SM90_SHARED_BYTES = 232448  # 227 KiB: the per-block opt-in maximum on sm_90
-_TL = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32",
-       torch.float64: "fp64"}
-
-
-def _sm90_configs():
-    """(kernel, argument types, constexprs, num_warps, num_stages, label) of
-    every distinct launch the planners choose for VGG19 relu1_1..relu5_1 at
-    256^2 and 512^2, batch 1 and 8, in every dtype and fp32 precision."""
-    cuda = torch.device("cuda")
-    scalars = {name: "fp32" for name in ("scale_hi", "scale_lo", "coef_hi", "coef_lo")}
-    for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
-        fp64 = dtype == torch.float64
-        feat, acc = "*" + _TL[dtype], "*fp64" if fp64 else "*fp32"
-        direction_out = "*" + _TL[style_kernels.saved_dtype(dtype, False)]
-        for precision in ("ieee", "tf32") if dtype == torch.float32 else ("tf32",):
-            dot = dict(PRECISION=precision, USE_DOT=not fp64, UPCAST=False, FP64=fp64)
-            for size in (256, 512):
-                for batch in (1, 8):
-                    for i, channels in enumerate((64, 128, 256, 512, 512)):
-                        n = (size >> i) ** 2
-                        yield from _sm90_layer(cuda, dtype, batch, channels, n, feat, acc,
-                                               direction_out, dot, scalars)
-
-
-def _sm90_layer(cuda, dtype, batch, channels, n, feat, acc, direction_out, dot, scalars):
-    label = f"{_TL[dtype]} {dot['PRECISION']} B={batch} C={channels} N={n}"
-    p = gram.plan_forward(batch, channels, n, dtype, cuda)
-    fwd = dict(dot, BLOCK_C=p.block_c, BLOCK_K=p.block_k, SINGLE_TILE=p.tiles == 1)
-    types = dict(scalars, f_ptr=feat, t_ptr="*fp32", loss_ptr=acc)
-    # (FUSE_LOSS, STORE_DIRECTION, output): Gram, loss keeping 2G-T-T^T, loss keeping G
-    finishes = [(False, False, feat), (True, True, direction_out), (True, False, acc)]
-    if p.split == 1:
-        for fuse, direction, out in finishes:
-            yield (gram._gram_forward_kernel, dict(types, out_ptr=out),
-                   dict(fwd, WRITE_PARTIAL=False, FUSE_LOSS=fuse, STORE_DIRECTION=direction),
-                   p.num_warps, p.num_stages, f"forward {label}")
-    else:
-        yield (gram._gram_forward_kernel, dict(types, out_ptr=acc),
-               dict(fwd, WRITE_PARTIAL=True, FUSE_LOSS=False, STORE_DIRECTION=False),
-               p.num_warps, p.num_stages, f"forward split={p.split} {label}")
-        for fuse, direction, out in finishes:
-            yield (gram._gram_split_reduce_kernel,
-                   dict(scalars, ws_ptr=acc, out_ptr=out, t_ptr="*fp32", loss_ptr=acc),
-                   dict(FUSE_LOSS=fuse, STORE_DIRECTION=direction, BLOCK_C=p.finish_block,
-                        FP64=dot["FP64"]),
-                   4 if p.finish_block <= 32 else p.num_warps, 3, f"split reduce {label}")
-    q = gram.plan_backward(channels, n, dtype, cuda)
-    for mode, a in [(gram.A_SUM_TRANSPOSE, feat), (gram.A_AS_IS, direction_out),
-                    (gram.A_GRAM_MINUS_TARGET, acc)]:
-        yield (gram._gram_backward_kernel,
-               dict(a_ptr=a, t_ptr="*fp32", f_ptr=feat, df_ptr=feat, g_ptr="*fp32",
-                    coef_hi="fp32", coef_lo="fp32"),
-               dict(dot, A_MODE=mode, HAS_GRAD_SCALE=mode != gram.A_SUM_TRANSPOSE,
-                    BLOCK_M=q.block_m, BLOCK_N=q.block_n, BLOCK_J=q.block_j),
-               q.num_warps, gram.backward_stages(q, mode), f"backward mode={mode} {label}")
-
-
-def _compile_for_sm90_main() -> int:
-    """Run in a process without TRITON_INTERPRET; returns the failure count."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    assert not gram.INTERPRETED
-    gram._sm_count = lambda device: 132  # an H100's SMs, for the split-K plans
-    target = GPUTarget("cuda", 90, 32)
-    seen, failures = set(), 0
-    for fn, types, consts, warps, stages, label in _sm90_configs():
-        names = fn.arg_names
-        signature = {n: "constexpr" if n in consts else types.get(n, "i32") for n in names}
-        key = (fn.__name__, tuple(signature.values()), tuple(sorted(consts.items())),
-               warps, stages)
-        if key in seen:
-            continue
-        seen.add(key)
-        source = ASTSource(fn, signature,
-                           constexprs={(names.index(k),): v for k, v in consts.items()})
-        try:
-            compiled = triton.compile(source, target=target,
-                                      options={"num_warps": warps, "num_stages": stages})
-        except Exception as exc:  # report every failing configuration, then fail
-            failures += 1
-            print(f"FAILED to compile {label}: {type(exc).__name__}: {exc}"[:3000])
-            continue
-        if compiled.metadata.shared > SM90_SHARED_BYTES:
-            failures += 1
-            print(f"{label}: {compiled.metadata.shared} bytes of shared memory")
-    print(f"{len(seen)} configurations compiled for sm_90, {failures} failed")
-    return failures
-
-
-def test_triton_gram_kernels_compile_for_sm90():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
-    code = (f"import sys; sys.path.insert(0, {tests_dir!r}); import test_triton_gram as t; "
-            "sys.exit(t._compile_for_sm90_main())")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    assert "configurations compiled for sm_90, 0 failed" in proc.stdout

@@ -5,7 +5,7 @@ CUDA device is visible) and on CUDA when present. The kernels are called
 through their registered ops, so a test can never pass on a silent fallback;
 separate tests check that dispatch routes ``backend="triton"`` to them.
 
-Every kernel output is NaN-poisoned before launch (``override(poison=True)``),
+Every kernel output is NaN-poisoned before launch (``common.debug.poison``),
 so an element a kernel forgets to write fails the comparison. Long-row
 (split-reduction) paths are reached with interpreter-sized inputs by lowering
 ``fused_max_n`` / ``tile_elems`` / ``min_chunk``.
@@ -25,13 +25,14 @@ pytest.importorskip("triton", reason="the Triton kernels need triton installed")
 
 from fastgram.backends import checks  # noqa: E402
 from fastgram.backends.triton import adain as triton_adain, instance_norm as triton_in, support as triton_support  # noqa: E402
-from fastgram.kernels import _norm_common, common as kernel_common, instance_norm as in_kernels  # noqa: E402
+from fastgram.kernels import common as kernel_common, instance_norm as in_kernels, norm_common  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
 # Thresholds that send interpreter-sized rows down the split path: rows
 # longer than 64 positions are cut into chunks of 128, 64 positions a tile.
 SPLIT = dict(fused_max_n=64, tile_elems=64, min_chunk=128)
+TINY_SPLIT = dict(fused_max_n=8, tile_elems=4, min_chunk=8)  # for gradcheck's tiny rows
 EPS = 1e-5
 
 
@@ -45,8 +46,14 @@ def device(request):
 
 @pytest.fixture(autouse=True)
 def _poisoned_outputs():
-    with _norm_common.override(poison=True):
+    with kernel_common.override(kernel_common.debug, poison=True):
         yield
+
+
+def _on_path(path, split=SPLIT):
+    """The norm kernels' tuning for a ``with`` block taking ``path``: the
+    ``split`` thresholds for "split", the defaults for "fused"."""
+    return kernel_common.override(norm_common.tuning, **(split if path == "split" else {}))
 
 
 def _leaf(t):
@@ -132,7 +139,7 @@ def test_instance_norm_matches_reference(device, shape, dtype):
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
 @pytest.mark.parametrize("shape", [(1, 2, 33, 31), (2, 3, 130)], ids=str)
 def test_instance_norm_split_path(device, shape, dtype):
-    with _norm_common.override(**SPLIT):
+    with _on_path("split"):
         _compare(_in_kernel(), _in_ref(), _in_inputs(shape, dtype, device, "BC"), dtype,
                  names=["grad x", "grad weight", "grad bias"])
 
@@ -148,7 +155,7 @@ def test_instance_norm_affine_forms(device, affine, path):
         w = None
     if affine == "mixed":  # shared weight, per-sample bias
         b = randn(2, 3, gen=torch.Generator().manual_seed(16), device=device)
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         _compare(_in_kernel(), _in_ref(), [x, w, b], torch.float32,
                  names=["grad x", "grad weight", "grad bias"])
 
@@ -176,7 +183,7 @@ def test_instance_norm_float32_params_with_half_input(device, dtype):
 @pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
 def test_instance_norm_fused_activation(device, activation, slope, affine, path):
     tensors = _in_inputs((2, 3, 9, 11), torch.float32, device, affine, seed=3)
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         _compare(_in_kernel(activation=activation, slope=slope),
                  _in_ref(activation=activation, slope=slope), tensors, torch.float32,
                  names=["grad x", "grad weight", "grad bias"])
@@ -200,7 +207,7 @@ def test_instance_norm_layouts(device, layout, path):
     gen = torch.Generator().manual_seed(6)
     w = randn(B, C, gen=gen, device=device)
     b = randn(C, B, gen=gen, device=device).t()  # strided parameters are read in place
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         out = _compare(_in_kernel(activation="leaky_relu", slope=0.1),
                        _in_ref(activation="leaky_relu", slope=0.1), [x, w, b],
                        torch.float32, view=view, names=["grad x", "grad weight", "grad bias"])
@@ -211,8 +218,8 @@ def test_instance_norm_layouts(device, layout, path):
 def test_channels_last_rows_too_long_to_fuse(device):
     """Channels-last rows a program cannot hold 16 channels of take the split
     path at the default thresholds (2-D tiles along the channel dim)."""
-    assert _norm_common.fused_tile(320, 32, channels_last=True) is None
-    assert _norm_common.fused_tile(320, 32, channels_last=False) is not None
+    assert norm_common.fused_tile(320, 32, channels_last=True) is None
+    assert norm_common.fused_tile(320, 32, channels_last=False) is not None
     x, w, b = _in_inputs((1, 32, 16, 20), torch.float32, device, "C", seed=13)
     x = x.to(memory_format=torch.channels_last)
     _compare(_in_kernel(), _in_ref(), [x, w, b], torch.float32,
@@ -230,7 +237,7 @@ def test_instance_norm_strided_and_broadcast_grad(device, path):
     x, w, b = _in_inputs((2, 3, 9, 11), torch.float32, device, "C", seed=8)
     expanded = torch.full((1, 1, 1, 1), 0.7, device=device).expand(2, 3, 9, 11)
     strided = randn(2, 3, 9, 22, gen=torch.Generator().manual_seed(9), device=device)[..., ::2]
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         for grad in (expanded, strided):
             _compare(_in_kernel(activation="leaky_relu", slope=0.2),
                      _in_ref(activation="leaky_relu", slope=0.2), [x, w, b], torch.float32,
@@ -243,7 +250,7 @@ def test_instance_norm_constant_channels(device, path, dtype):
     x, w, b = _in_inputs((2, 3, 9, 11), dtype, device, "C", seed=10)
     x[0, 1] = 2.5
     x[1, 2] = -1.0
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         out = _compare(_in_kernel(), _in_ref(), [x, w, b], dtype,
                        names=["grad x", "grad weight", "grad bias"])
     assert torch.isfinite(out).all()
@@ -256,8 +263,7 @@ def test_instance_norm_gradcheck_float64(device, path):
     w = randn(2, 2, dtype=torch.float64, gen=gen, device=device, requires_grad=True)
     b = randn(2, dtype=torch.float64, gen=gen, device=device, requires_grad=True)
     fn = _in_kernel(activation="leaky_relu", slope=0.3)
-    with _norm_common.override(fused_max_n=8, tile_elems=4, min_chunk=8) if path == "split" \
-            else _norm_common.override():
+    with _on_path(path, TINY_SPLIT):
         # full Jacobians on the fused path; the split path (many more
         # interpreted launches) checks random projections of them
         assert torch.autograd.gradcheck(fn, (x, w, b), eps=1e-6, atol=1e-6,
@@ -314,7 +320,7 @@ def test_adain_matches_reference(device, shapes, dtype, alpha):
 @pytest.mark.parametrize("shapes", [((2, 2, 17, 15), (1, 2, 20, 21)),
                                     ((2, 3, 130), (2, 3, 70))], ids=str)
 def test_adain_split_path(device, shapes, dtype, alpha):
-    with _norm_common.override(**SPLIT):
+    with _on_path("split"):
         _compare(_adain_kernel(alpha), _adain_ref(alpha), _adain_inputs(*shapes, dtype, device),
                  dtype, names=["grad content", "grad style"])
 
@@ -340,7 +346,7 @@ def test_adain_layouts(device, layout, path):
     view = (lambda t: t[..., 1:-1]) if layout == "content_w_slice" else (lambda t: t)
     if layout != "content_w_slice":
         content, style = ADAIN_LAYOUTS[layout](content, style)
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         _compare(_adain_kernel(0.7), _adain_ref(0.7), [content, style], torch.float32,
                  view=view, names=["grad content", "grad style"])
 
@@ -350,7 +356,7 @@ def test_adain_constant_channels(device, path):
     content, style = _adain_inputs((2, 3, 9, 11), (2, 3, 8, 8), torch.float32, device, seed=4)
     content[0, 1] = 1.5
     style[1, 2] = -0.25
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         out = _compare(_adain_kernel(1.0), _adain_ref(1.0), [content, style], torch.float32,
                        names=["grad content", "grad style"])
     assert torch.isfinite(out).all()
@@ -378,8 +384,7 @@ def test_adain_gradcheck_float64(device, path):
     gen = torch.Generator().manual_seed(12)
     c = randn(2, 2, 4, 5, dtype=torch.float64, gen=gen, device=device, requires_grad=True)
     s = randn(1, 2, 3, 3, dtype=torch.float64, gen=gen, device=device, requires_grad=True)
-    with _norm_common.override(fused_max_n=8, tile_elems=4, min_chunk=8) if path == "split" \
-            else _norm_common.override():
+    with _on_path(path, TINY_SPLIT):
         # random projections of the Jacobians: the interpreter is slow
         assert torch.autograd.gradcheck(_adain_kernel(0.6), (c, s), eps=1e-6, atol=1e-6,
                                         fast_mode=True)
@@ -435,7 +440,7 @@ def test_poisoned_output_is_detected(device, monkeypatch):
     """A launcher that skips part of its work must fail the comparison: run
     the forward with a launch that silently drops the kernel."""
     x, w, b = _in_inputs((2, 3, 4, 4), torch.float32, device)
-    monkeypatch.setattr(_norm_common, "launch", lambda *args, **kwargs: None)
+    monkeypatch.setattr(kernel_common, "launch", lambda *args, **kwargs: None)
     y = torch.ops.fastgram.triton_instance_norm(x, w, b, EPS, 0, 0.0)[0]
     assert torch.isnan(y).all()
 
@@ -444,7 +449,7 @@ def test_poisoned_output_is_detected(device, monkeypatch):
 # registration: opcheck, dispatch, torch.compile
 
 # Under the interpreter the AOT-dispatch checks cannot run: tracing calls the
-# kernel on fake tensors, which have no data (GUIDE section 5).
+# kernel on fake tensors, which have no data.
 CPU_OPCHECK_UTILS = ("test_schema", "test_autograd_registration", "test_faketensor")
 
 
@@ -460,7 +465,7 @@ def test_opcheck_instance_norm(device, path):
     x, w, b = _in_inputs((2, 3, 9, 11), torch.float32, device, "BC")
     x.requires_grad_(True)
     w.requires_grad_(True)
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         _opcheck(torch.ops.fastgram.triton_instance_norm.default, (x, w, b, EPS, 2, 0.2), device)
         _opcheck(torch.ops.fastgram.triton_instance_norm.default, (x, None, None, EPS, 0, 0.0),
                  device)
@@ -474,7 +479,7 @@ def test_opcheck_adain(device, path):
     content, style = _adain_inputs((2, 3, 9, 11), (1, 3, 8, 8), torch.float32, device)
     content.requires_grad_(True)
     style.requires_grad_(True)
-    with _norm_common.override(**(SPLIT if path == "split" else {})):
+    with _on_path(path):
         _opcheck(torch.ops.fastgram.triton_adain.default, (content, style, EPS, 0.4), device)
         out, *stats = torch.ops.fastgram.triton_adain(content, style, EPS, 0.4)
         _opcheck(torch.ops.fastgram.triton_adain_backward.default,

@@ -17,28 +17,26 @@ yields its mean and M2 (sum of squared deviations), and chunks are merged
 with Chan et al.'s pairwise formula, which avoids the cancellation of the
 sum-of-squares formula.
 
-Launch configuration lives in :data:`config` so tests can lower the
-thresholds (to reach the split path with interpreter-sized inputs) and
-poison outputs.
+Launch parameters live in :data:`tuning`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
 
-from .common import INTERPRETED, launch  # noqa: F401  (the launchers use common.launch)
-
+from . import common
 
 
 @dataclasses.dataclass
-class NormConfig:
-    """Launch parameters of the normalisation kernels.
+class NormTuning:
+    """Launch parameters of the normalisation kernels; tests lower the
+    thresholds with :func:`fastgram.kernels.common.override` to reach the
+    split path with interpreter-sized inputs.
 
     fused_max_n: longest row (H*W) kept whole on chip; a longer row takes the
         two-pass split path (partial statistics, then a normalising pass).
@@ -47,8 +45,6 @@ class NormConfig:
     max_split: most chunks a row is cut into (bounds the merge vector).
     target_programs: programs to aim for so the GPU is full (None: 4 per SM,
         or 8 on the CPU interpreter).
-    poison: fill every output with NaN before launching (tests: an element
-        the kernel forgets to write then fails the comparison).
     """
 
     fused_max_n: int = 16384
@@ -56,26 +52,9 @@ class NormConfig:
     min_chunk: int = 4096
     max_split: int = 256
     target_programs: Optional[int] = None
-    poison: bool = False
 
 
-config = NormConfig()
-
-
-@contextlib.contextmanager
-def override(**changes) -> Iterator[NormConfig]:
-    """Temporarily change fields of :data:`config` (tests, benchmarks)."""
-    unknown = set(changes) - {f.name for f in dataclasses.fields(NormConfig)}
-    if unknown:
-        raise ValueError(f"override: unknown NormConfig fields {sorted(unknown)}")
-    saved = dataclasses.replace(config)
-    for key, value in changes.items():
-        setattr(config, key, value)
-    try:
-        yield config
-    finally:
-        for f in dataclasses.fields(NormConfig):
-            setattr(config, f.name, getattr(saved, f.name))
+tuning = NormTuning()
 
 
 # --------------------------------------------------------------------------
@@ -105,28 +84,11 @@ def strides4(t4: torch.Tensor) -> tuple[int, int, int, int, bool]:
     return t4.stride(0), t4.stride(1), s_h, s_w, flat
 
 
-def stats_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def new_output(like: torch.Tensor, shape=None, dtype=None) -> torch.Tensor:
-    """An output buffer: same layout as ``like`` (channels-last stays
-    channels-last), NaN-filled when :data:`config` asks for poisoning."""
-    if shape is None:
-        out = torch.empty_like(like, dtype=dtype)
-    else:
-        out = torch.empty(shape, device=like.device, dtype=dtype or like.dtype)
-    if config.poison:
-        out.fill_(float("nan"))
-    return out
-
-
 def target_programs(device: torch.device) -> int:
-    if config.target_programs is not None:
-        return config.target_programs
-    if device.type == "cuda":
-        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
-    return 8
+    if tuning.target_programs is not None:
+        return tuning.target_programs
+    sms = common.sm_count(device)
+    return 8 if sms is None else 4 * sms
 
 
 def num_warps_for(tile: int) -> int:
@@ -141,13 +103,13 @@ _MIN_CHANNELS_LAST_BLOCK = 16
 def fused_tile(n: int, channels: int, channels_last: bool) -> Optional[tuple[int, int]]:
     """(BLOCK_C, BLOCK_N) for a program holding whole rows of length n, or
     None when rows should take the split path instead: rows longer than
-    ``config.fused_max_n``, and channels-last rows too long for a program to
+    ``tuning.fused_max_n``, and channels-last rows too long for a program to
     hold enough channels side by side (then the split path's 2-D tiles read
     along the contiguous channel dim, at the price of a second read of x)."""
-    if n > config.fused_max_n:
+    if n > tuning.fused_max_n:
         return None
     block_n = triton.next_power_of_2(n)
-    budget = max(config.tile_elems, block_n)
+    budget = max(tuning.tile_elems, block_n)
     block_c = max(1, min(triton.next_power_of_2(channels), budget // block_n))
     if channels_last:
         if block_c < min(channels, _MIN_CHANNELS_LAST_BLOCK):
@@ -164,7 +126,7 @@ def loop_tile(n: int, channels: int, channels_last: bool) -> tuple[int, int]:
         block_c = min(triton.next_power_of_2(channels), 2 * _MIN_CHANNELS_LAST_BLOCK)
     else:
         block_c = 1
-    block_n = min(triton.next_power_of_2(n), max(16, config.tile_elems // block_c))
+    block_n = min(triton.next_power_of_2(n), max(16, tuning.tile_elems // block_c))
     return block_c, block_n
 
 
@@ -173,7 +135,7 @@ def split_plan(n: int, row_blocks: int, block_n: int, device) -> tuple[int, int]
     positions (a multiple of block_n) so that row_blocks*split programs fill
     the device."""
     want = max(1, triton.cdiv(target_programs(device), row_blocks))
-    most = max(1, min(config.max_split, n // max(1, config.min_chunk)))
+    most = max(1, min(tuning.max_split, n // max(1, tuning.min_chunk)))
     split = min(want, most)
     chunk = triton.cdiv(triton.cdiv(n, split), block_n) * block_n
     return chunk, triton.cdiv(n, chunk)
@@ -212,7 +174,7 @@ class RowPlan:
     def partials(self, like: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Two (rows, split) buffers for per-chunk partial results."""
         shape = (self.rows, self.split)
-        return new_output(like, shape, dtype), new_output(like, shape, dtype)
+        return common.new_output(like, shape, dtype), common.new_output(like, shape, dtype)
 
 
 def fused_plan(n: int, samples: int, channels: int, channels_last: bool) -> Optional[RowPlan]:
@@ -274,6 +236,24 @@ def store_tile(ptr, value, b, c, n, mask, W, s_b, s_c, s_h, s_w, SPATIAL_2D: tl.
 
 
 @triton.jit
+def row_tile(start, end, c_mask, BLOCK_N: tl.constexpr):
+    """(n, mask): positions [start, start + BLOCK_N) of a block of rows, and
+    which of them lie below ``end`` in an existing channel."""
+    n = start + tl.arange(0, BLOCK_N)
+    return n, c_mask[:, None] & (n < end)[None, :]
+
+
+@triton.jit
+def row_moments(x, mask, N, eps):
+    """(mean, d, rstd) of whole rows held in the tile x: d = x - mean (zero
+    outside ``mask``), rstd = 1 / sqrt(biased variance + eps)."""
+    mean = tl.sum(x, 1) / N
+    d = tl.where(mask, x - mean[:, None], 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(d * d, 1) / N + eps)
+    return mean, d, rstd
+
+
+@triton.jit
 def row_block(pid, C, BLOCK_C: tl.constexpr):
     """(b, c, c_mask) of row block ``pid``: sample b, its channels c (a
     block of BLOCK_C), and which of them exist."""
@@ -291,16 +271,18 @@ def chunk_bounds(s, CHUNK, N):
 
 
 @triton.jit
-def reversed_program():
-    """(program_id(0), program_id(1)) walked from the end of the grid.
+def second_pass_block(C, BLOCK_C: tl.constexpr):
+    """(b, c, c_mask, rows, s) of a program of a split path's second pass:
+    its row block (as :func:`row_block`), the flat row indices ``b * C + c``
+    and its chunk s.
 
-    The second pass of the split path re-reads what the first pass read.
-    Blocks start roughly in grid order, so walking the second grid backwards
-    re-reads the most recently read chunks first, while they are likeliest
-    still in L2."""
+    The second pass re-reads what the first pass read. Blocks start roughly
+    in grid order, so the second grid is walked backwards: it re-reads the
+    most recently read chunks first, while they are likeliest still in L2."""
     pid = tl.num_programs(0) - 1 - tl.program_id(0)
     s = tl.num_programs(1) - 1 - tl.program_id(1)
-    return pid, s
+    b, c, c_mask = row_block(pid, C, BLOCK_C)
+    return b, c, c_mask, b * C + c, s
 
 
 @triton.jit
@@ -317,8 +299,7 @@ def chunk_stats(
     mean = tl.zeros([BLOCK_C], dtype=ACC)
     m2 = tl.zeros([BLOCK_C], dtype=ACC)
     for start in range(lo, hi, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        mask = c_mask[:, None] & (n < hi)[None, :]
+        n, mask = row_tile(start, hi, c_mask, BLOCK_N)
         x = load_tile(x_ptr, b, c, n, mask, W, s_b, s_c, s_h, s_w, ACC, SPATIAL_2D)
         k = tl.sum(mask.to(ACC), 1)
         k_safe = tl.maximum(k, 1.0)
