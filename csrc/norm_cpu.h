@@ -27,7 +27,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -40,8 +39,6 @@
 
 namespace fastgram {
 namespace norm {
-
-using at::vec::Vectorized;
 
 enum Activation : int64_t { kNone = 0, kRelu = 1, kLeakyRelu = 2 };
 
@@ -168,12 +165,12 @@ constexpr int64_t kMinParallelElements = 1 << 15;
 // Channels-last items aim to stay in L2 between their passes.
 constexpr int64_t kTileCacheBytes = 1 << 20;
 
+// Channel groups are rounded to 32 bytes of channels whatever the kernels'
+// vector width, so every variant cuts the work (and rounds) alike.
 template <typename T>
-constexpr int64_t kLanes = Vectorized<T>::size();
+constexpr int64_t kLanes = 32 / sizeof(T);
 template <typename T>
 constexpr int64_t kMaxGroup = kMaxGroupBytes / sizeof(T);
-template <typename T>
-constexpr int64_t kMaxVecs = kMaxGroup<T> / kLanes<T>;
 
 // One unit of work: channels [c0, c0 + nch) of sample b, positions [n0, n0 + n).
 struct Item {
@@ -329,12 +326,34 @@ inline GradCoefs grad_coefs(const GradSums& s, double n, double rstd, double w,
   return {a, s.h / n, passthrough, b, -b * r, h_xhat};
 }
 
+// Per-row coefficients from an item's first row on (plain pointers: the
+// kernels never touch the std::vectors, whose inline members the baseline
+// translation units also instantiate).
+template <typename T>
+struct AffineRows {  // pre = (x - center) * scale + shift
+  const T* center;
+  const T* scale;
+  const T* shift;
+};
+
+template <typename T>
+struct GradRows {  // dx = a * (h - hbar) + p * h + b * (x - center) + c
+  const T* a;
+  const T* hbar;
+  const T* p;
+  const T* b;
+  const T* c;
+};
+
 // Per-row coefficients of the elementwise passes, one entry per (b, c) row
 // (structure of arrays, so a channels-last item loads them as vectors).
 template <typename T>
 struct RowAffine {  // y = act((x - center) * scale + shift)
   std::vector<T> center, scale, shift;
   explicit RowAffine(int64_t rows) : center(rows), scale(rows), shift(rows) {}
+  AffineRows<T> rows(int64_t row) const {
+    return {center.data() + row, scale.data() + row, shift.data() + row};
+  }
   void set(int64_t row, T c, double s, double t) {
     center[row] = c;
     scale[row] = static_cast<T>(s);
@@ -346,6 +365,9 @@ template <typename T>
 struct RowGrad {  // dx = a * (h - hbar) + p * h + b * (x - center) + c
   std::vector<T> a, hbar, p, b, c;
   explicit RowGrad(int64_t rows) : a(rows), hbar(rows), p(rows), b(rows), c(rows) {}
+  GradRows<T> rows(int64_t row) const {
+    return {a.data() + row, hbar.data() + row, p.data() + row, b.data() + row, c.data() + row};
+  }
   void set(int64_t row, const GradCoefs& g) {
     a[row] = static_cast<T>(g.a);
     hbar[row] = static_cast<T>(g.hbar);
@@ -356,122 +378,16 @@ struct RowGrad {  // dx = a * (h - hbar) + p * h + b * (x - center) + c
 };
 
 // --------------------------------------------------------------------------
-// vector building blocks
+// span kernels
+//
+// The loops over an item's elements live in norm_kernels.h, compiled once
+// per instruction set (norm_kernels_<isa>.cpp, each in its own namespace:
+// the extension itself is built for the baseline ISA only) and chosen once
+// per process from ATen's CPU capability (norm_dispatch.cpp). This header
+// is ISA-neutral: it must not include the at::vec headers, whose types
+// depend on the capability macros of the including translation unit.
 
-// Loads/stores `count` lanes (all of them when count >= lanes). Forced
-// inline: the compiler otherwise keeps the memcpy-based partial path out
-// of line and pays a call per vector.
-template <typename T>
-C10_ALWAYS_INLINE Vectorized<T> load(const T* p, int64_t count) {
-  return count >= kLanes<T> ? Vectorized<T>::loadu(p) : Vectorized<T>::loadu(p, count);
-}
-
-template <typename T>
-C10_ALWAYS_INLINE void store(const Vectorized<T>& v, T* p, int64_t count) {
-  if (count >= kLanes<T>) {
-    v.store(p);
-  } else {
-    v.store(p, static_cast<int>(count));
-  }
-}
-
-// Lanes of channel vector v of a span (the last one may be partial).
-inline int64_t lanes_of(const Span& s, int64_t v, int64_t lanes) {
-  return std::min(lanes, s.nch - v * lanes);
-}
-
-template <typename T>
-inline int64_t vecs_of(const Span& s) {
-  return s.rows ? 1 : (s.nch + kLanes<T> - 1) / kLanes<T>;
-}
-
-// a * b + c. at::vec::fmadd is not always inlined in the portable build,
-// which then costs a call per vector.
-template <typename T>
-C10_ALWAYS_INLINE Vectorized<T> mul_add(const Vectorized<T>& a, const Vectorized<T>& b,
-                                        const Vectorized<T>& c) {
-  return a * b + c;
-}
-
-// Lane sum in a fixed order.
-template <typename T>
-inline T lane_sum(const Vectorized<T>& v) {
-  T buf[kLanes<T>];
-  v.store(buf);
-  T s = 0;
-  for (int64_t i = 0; i < kLanes<T>; ++i) s += buf[i];
-  return s;
-}
-
-template <typename T>
-using VecArray = std::array<Vectorized<T>, kMaxVecs<T>>;
-
-// Per-channel parameters as the vectors the inner loops use: broadcast in
-// the rows layout (one channel), loaded across the channels otherwise.
-template <typename T>
-VecArray<T> param_vecs(const Span& s, const T* per_channel) {
-  VecArray<T> out;
-  if (s.rows) {
-    out[0] = Vectorized<T>(per_channel[0]);
-  } else {
-    for (int64_t v = 0; v < vecs_of<T>(s); ++v) {
-      out[v] = load(per_channel + v * kLanes<T>, lanes_of(s, v, kLanes<T>));
-    }
-  }
-  return out;
-}
-
-// Lane-wise selects go through the compiler's vector extensions, on
-// 16-byte pieces (the width every x86-64 and aarch64 target has natively):
-// the portable at::vec build (what an extension compiled without -mavx2
-// gets) runs its comparisons, clamps and blendv lane by lane with branches.
-// (spelled per type: GCC mishandles vector_size on a dependent alias)
-typedef float NativeFloat16 __attribute__((vector_size(16)));
-typedef double NativeDouble16 __attribute__((vector_size(16)));
-template <typename T>
-using Native16 = std::conditional_t<std::is_same_v<T, float>, NativeFloat16, NativeDouble16>;
-template <typename T>
-constexpr int64_t kPieces = sizeof(Vectorized<T>) / 16;
-
-// Lanes of `a` where pre < 0 (NEGATIVE) or pre > 0 (!NEGATIVE), else of `b`;
-// NaN lanes of pre take `b`.
-template <bool NEGATIVE, typename T>
-C10_ALWAYS_INLINE Vectorized<T> select_by_sign(const Vectorized<T>& pre, const Vectorized<T>& a,
-                                               const Vectorized<T>& b) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float or double only");
-  static_assert(sizeof(Vectorized<T>) % 16 == 0, "vector width must be a multiple of 16 bytes");
-  Native16<T> p[kPieces<T>], x[kPieces<T>], y[kPieces<T>];
-  pre.store(p);
-  a.store(x);
-  b.store(y);
-  const Native16<T> zero{};
-  for (int64_t i = 0; i < kPieces<T>; ++i) {
-    y[i] = (NEGATIVE ? p[i] < zero : p[i] > zero) ? x[i] : y[i];
-  }
-  return Vectorized<T>::loadu(y);
-}
-
-// act(pre); NaN passes through, as in torch.
-template <int ACT, typename T>
-C10_ALWAYS_INLINE Vectorized<T> activate(const Vectorized<T>& pre, const Vectorized<T>& slope) {
-  if constexpr (ACT == kNone) {
-    return pre;
-  } else {
-    return select_by_sign<true>(pre, ACT == kRelu ? Vectorized<T>(0) : pre * slope, pre);
-  }
-}
-
-// dy * act'(pre), with act'(0) taken as the negative side, as torch does
-// (and dy's value dropped, not multiplied by 0, where relu masks it).
-template <int ACT, typename T>
-C10_ALWAYS_INLINE Vectorized<T> activation_grad(const Vectorized<T>& dy, const Vectorized<T>& pre,
-                                     const Vectorized<T>& slope) {
-  if constexpr (ACT == kNone) {
-    return dy;
-  } else {
-    return select_by_sign<false>(pre, dy, ACT == kRelu ? Vectorized<T>(0) : dy * slope);
-  }
-}
+constexpr int kActivations = 3;
 
 // Calls f(std::integral_constant<int, ACT>) for the runtime activation code.
 template <typename F>
@@ -483,120 +399,47 @@ void with_activation(int64_t activation, const F& f) {
   }
 }
 
-// --------------------------------------------------------------------------
-// span kernels: one implementation per operation for both layouts; the op
-// is a functor f(v, x, dy) of channel-vector index v and input vectors
+// One instruction set's kernels for one dtype; [ACT] and [PASS] index the
+// template variants (PASS: AdaIN's passthrough term p * h).
+template <typename T>
+struct SpanKernels {
+  const char* isa;
+  void (*moments)(const Span& s, const T* x, Moments* out);
+  void (*centered_sums)(const Span& s, const T* x, const T* center, GradSums* out);
+  void (*grad_sums[kActivations])(const Span& s, const T* x, const T* dy, AffineRows<T> a,
+                                  T slope, GradSums* out);
+  void (*affine[kActivations])(const Span& s, const T* x, T* y, AffineRows<T> a, T slope);
+  void (*grad[kActivations][2])(const Span& s, const T* x, const T* dy, T* dx, AffineRows<T> a,
+                                GradRows<T> g, T slope);
+};
 
-// K sums of f(v, x, dy) over one block of a span; out[k][channel].
-template <typename T, int K>
-using BlockSums = std::array<std::array<T, kMaxGroup<T>>, K>;
-
-template <int K, typename T, typename F>
-BlockSums<T, K> block_sums(const Span& s, const T* x, const T* dy, const F& f) {
-  using Vec = Vectorized<T>;
-  constexpr int64_t L = kLanes<T>;
-  BlockSums<T, K> out;
-  if (s.rows) {
-    std::array<Vec, K> acc;
-    acc.fill(Vec(0));
-    for (int64_t i = 0; i < s.n; i += L) {
-      const int64_t count = std::min(L, s.n - i);
-      std::array<Vec, K> t = f(0, load(x + i, count), dy ? load(dy + i, count) : Vec(0));
-      if (count < L) {  // the zero-filled lanes past the row end must not count
-        const Vec past_end = Vec::arange(0, 1) - Vec(static_cast<T>(count) - T(0.5));
-        for (int k = 0; k < K; ++k) t[k] = select_by_sign<false>(past_end, Vec(0), t[k]);
-      }
-      for (int k = 0; k < K; ++k) acc[k] += t[k];
-    }
-    for (int k = 0; k < K; ++k) out[k][0] = lane_sum(acc[k]);
-    return out;
-  }
-  const int64_t nv = vecs_of<T>(s);
-  std::array<VecArray<T>, K> acc;
-  for (auto& a : acc) a.fill(Vec(0));
-  for (int64_t p = 0; p < s.n; ++p) {
-    for (int64_t v = 0; v < nv; ++v) {
-      const int64_t count = lanes_of(s, v, L), off = p * s.stride + v * L;
-      const std::array<Vec, K> t = f(v, load(x + off, count), dy ? load(dy + off, count) : Vec(0));
-      for (int k = 0; k < K; ++k) acc[k][v] += t[k];
-    }
-  }
-  for (int k = 0; k < K; ++k) {
-    for (int64_t v = 0; v < nv; ++v) store(acc[k][v], out[k].data() + v * L, lanes_of(s, v, L));
-  }
-  return out;
+// Every variant's table (defined in its own translation unit).
+namespace DEFAULT {
+template <typename T>
+const SpanKernels<T>& span_kernels();
 }
-
-// Calls f(block_span, element_offset) for consecutive blocks of a span.
-template <typename F>
-void for_each_block(const Span& s, const F& f) {
-  const int64_t block = s.rows ? kRowBlock : kTileBlock;
-  for (int64_t p0 = 0; p0 < s.n; p0 += block) {
-    Span blk = s;
-    blk.n = std::min(block, s.n - p0);
-    f(blk, p0 * s.stride);
-  }
+#if defined(__x86_64__) || defined(_M_X64)
+#define FASTGRAM_NORM_HAVE_AVX2 1
+namespace AVX2 {
+template <typename T>
+const SpanKernels<T>& span_kernels();
 }
+#endif
 
-// out[y] = f(v, x, dy) elementwise over a span.
-template <typename T, typename F>
-void span_map(const Span& s, const T* x, const T* dy, T* y, const F& f) {
-  using Vec = Vectorized<T>;
-  constexpr int64_t L = kLanes<T>;
-  if (s.rows) {
-    for (int64_t i = 0; i < s.n; i += L) {
-      const int64_t count = std::min(L, s.n - i);
-      store(f(0, load(x + i, count), dy ? load(dy + i, count) : Vec(0)), y + i, count);
-    }
-    return;
-  }
-  const int64_t nv = vecs_of<T>(s);
-  for (int64_t p = 0; p < s.n; ++p) {
-    for (int64_t v = 0; v < nv; ++v) {
-      const int64_t count = lanes_of(s, v, L), off = p * s.stride + v * L;
-      store(f(v, load(x + off, count), dy ? load(dy + off, count) : Vec(0)), y + off, count);
-    }
-  }
-}
+// The table this process uses, chosen on first call (norm_dispatch.cpp).
+template <typename T>
+const SpanKernels<T>& span_kernels();
 
 // Moments of each channel of a span (out[0..nch)).
 template <typename T>
 void span_moments(const Span& s, const T* x, Moments* out) {
-  using Vec = Vectorized<T>;
-  for (int64_t k = 0; k < s.nch; ++k) out[k] = Moments();
-  for_each_block(s, [&](const Span& blk, int64_t off) {
-    const T* xb = x + off;
-    const auto total = block_sums<1>(blk, xb, static_cast<const T*>(nullptr),
-                                     [](int64_t, const Vec& v, const Vec&) {
-                                       return std::array<Vec, 1>{v};
-                                     });
-    std::array<T, kMaxGroup<T>> center{};  // zeroed: keeps -Wmaybe-uninitialized quiet
-    for (int64_t k = 0; k < blk.nch; ++k) center[k] = total[0][k] / static_cast<T>(blk.n);
-    const VecArray<T> cv = param_vecs(blk, center.data());
-    const auto dev = block_sums<2>(blk, xb, static_cast<const T*>(nullptr),
-                                   [&](int64_t v, const Vec& xv, const Vec&) {
-                                     const Vec d = xv - cv[v];
-                                     return std::array<Vec, 2>{d, d * d};
-                                   });
-    for (int64_t k = 0; k < blk.nch; ++k) {
-      out[k].merge(Moments::shifted(static_cast<double>(blk.n), center[k], dev[0][k], dev[1][k]));
-    }
-  });
+  span_kernels<T>().moments(s, x, out);
 }
 
 // sum(x - center) of each channel of a span, into out[k].d.
 template <typename T>
 void span_centered_sums(const Span& s, const T* x, const T* center, GradSums* out) {
-  using Vec = Vectorized<T>;
-  const VecArray<T> cv = param_vecs(s, center);
-  for (int64_t k = 0; k < s.nch; ++k) out[k] = GradSums();
-  for_each_block(s, [&](const Span& blk, int64_t off) {
-    const auto sums = block_sums<1>(blk, x + off, static_cast<const T*>(nullptr),
-                                    [&](int64_t v, const Vec& xv, const Vec&) {
-                                      return std::array<Vec, 1>{xv - cv[v]};
-                                    });
-    for (int64_t k = 0; k < blk.nch; ++k) out[k].d += sums[0][k];
-  });
+  span_kernels<T>().centered_sums(s, x, center, out);
 }
 
 // The backward sums of each channel of a span; the pre-activation is
@@ -604,45 +447,13 @@ void span_centered_sums(const Span& s, const T* x, const T* center, GradSums* ou
 template <int ACT, typename T>
 void span_grad_sums(const Span& s, const T* x, const T* dy, const RowAffine<T>& a, int64_t row,
                     T slope, GradSums* out) {
-  using Vec = Vectorized<T>;
-  const VecArray<T> cv = param_vecs(s, a.center.data() + row);
-  VecArray<T> sv, tv;
-  if constexpr (ACT != kNone) {
-    sv = param_vecs(s, a.scale.data() + row);
-    tv = param_vecs(s, a.shift.data() + row);
-  }
-  const Vec slope_v(slope);
-  for (int64_t k = 0; k < s.nch; ++k) out[k] = GradSums();
-  for_each_block(s, [&](const Span& blk, int64_t off) {
-    const auto sums = block_sums<3>(blk, x + off, dy + off,
-                                    [&](int64_t v, const Vec& xv, const Vec& gv) {
-                                      const Vec d = xv - cv[v];
-                                      Vec h = gv;
-                                      if constexpr (ACT != kNone) {
-                                        h = activation_grad<ACT>(
-                                            gv, mul_add(d, sv[v], tv[v]), slope_v);
-                                      }
-                                      return std::array<Vec, 3>{h, h * d, d};
-                                    });
-    for (int64_t k = 0; k < blk.nch; ++k) {
-      out[k].h += sums[0][k];
-      out[k].hd += sums[1][k];
-      out[k].d += sums[2][k];
-    }
-  });
+  span_kernels<T>().grad_sums[ACT](s, x, dy, a.rows(row), slope, out);
 }
 
 // y = act((x - center) * scale + shift) over a span.
 template <int ACT, typename T>
 void span_affine(const Span& s, const T* x, T* y, const RowAffine<T>& a, int64_t row, T slope) {
-  using Vec = Vectorized<T>;
-  const VecArray<T> cv = param_vecs(s, a.center.data() + row);
-  const VecArray<T> sv = param_vecs(s, a.scale.data() + row);
-  const VecArray<T> tv = param_vecs(s, a.shift.data() + row);
-  const Vec slope_v(slope);
-  span_map(s, x, static_cast<const T*>(nullptr), y, [&](int64_t v, const Vec& xv, const Vec&) {
-    return activate<ACT>(mul_add(xv - cv[v], sv[v], tv[v]), slope_v);
-  });
+  span_kernels<T>().affine[ACT](s, x, y, a.rows(row), slope);
 }
 
 // dx = a * (h - hbar) + p * h + b * (x - center) + c over a span,
@@ -650,30 +461,7 @@ void span_affine(const Span& s, const T* x, T* y, const RowAffine<T>& a, int64_t
 template <int ACT, bool PASS, typename T>
 void span_grad(const Span& s, const T* x, const T* dy, T* dx, const RowAffine<T>& a,
                const RowGrad<T>& g, int64_t row, T slope) {
-  using Vec = Vectorized<T>;
-  const VecArray<T> cv = param_vecs(s, a.center.data() + row);
-  VecArray<T> sv, tv;
-  if constexpr (ACT != kNone) {
-    sv = param_vecs(s, a.scale.data() + row);
-    tv = param_vecs(s, a.shift.data() + row);
-  }
-  const VecArray<T> av = param_vecs(s, g.a.data() + row);
-  const VecArray<T> hv = param_vecs(s, g.hbar.data() + row);
-  VecArray<T> pv;
-  if constexpr (PASS) pv = param_vecs(s, g.p.data() + row);
-  const VecArray<T> bv = param_vecs(s, g.b.data() + row);
-  const VecArray<T> kv = param_vecs(s, g.c.data() + row);
-  const Vec slope_v(slope);
-  span_map(s, x, dy, dx, [&](int64_t v, const Vec& xv, const Vec& gv) {
-    const Vec d = xv - cv[v];
-    Vec h = gv;
-    if constexpr (ACT != kNone) {
-      h = activation_grad<ACT>(gv, mul_add(d, sv[v], tv[v]), slope_v);
-    }
-    Vec rest = mul_add(bv[v], d, kv[v]);
-    if constexpr (PASS) rest = mul_add(pv[v], h, rest);
-    return mul_add(av[v], h - hv[v], rest);
-  });
+  span_kernels<T>().grad[ACT][PASS](s, x, dy, dx, a.rows(row), g.rows(row), slope);
 }
 
 // --------------------------------------------------------------------------
