@@ -24,8 +24,6 @@ machine).
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -109,17 +107,6 @@ STEPS = {
 }
 
 
-def interleaved_speedup(provider_fn, eager_fn, rounds: int = 5) -> float:
-    """eager median / provider median over alternating runs: on a shared,
-    busy machine load drifts between the harness's separate measurements,
-    and alternating exposes both sides to the same drift."""
-    eager, provider = [], []
-    for _ in range(rounds):
-        eager.append(harness.time_ms(eager_fn, DEVICE, reps=1)[0])
-        provider.append(harness.time_ms(provider_fn, DEVICE, reps=1)[0])
-    return statistics.median(eager) / statistics.median(provider)
-
-
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("batch,size", CASES, ids=[f"b{b}-{s}px" for b, s in CASES])
 def test_style_loss_fwd_bwd(benchmark, provider, batch, size):
@@ -137,6 +124,6 @@ def test_style_loss_fwd_bwd(benchmark, provider, batch, size):
     # Skipped in smoke runs (--benchmark-disable), which only check that the
     # case runs.
     if provider != "eager" and (batch, size) == CASES[0] and not benchmark.disabled:
-        info["interleaved_speedup_vs_eager"] = interleaved_speedup(
-            lambda: STEPS[provider](*args), lambda: eager_step(*args)
+        info["interleaved_speedup_vs_eager"] = harness.interleaved_speedup(
+            lambda: STEPS[provider](*args), lambda: eager_step(*args), DEVICE
         )

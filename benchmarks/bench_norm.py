@@ -1,7 +1,7 @@
 """Instance norm and AdaIN: fastgram's backends against eager PyTorch and
 ``torch.compile`` of the reference formulation.
 
-Cases: the GUIDE section 7 shapes on CUDA (instance norm (4,32,256,256),
+Cases: the shapes of the GPU targets (ENGINEERING.md, section 6) on CUDA (instance norm (4,32,256,256),
 (4,64,128,128), (4,128,64,64), (1,64,512,512), (8,64,256,256),
 (32,256,56,56), plus (4,64,128,128) channels-last; AdaIN (8,512,32,32),
 (1,512,64,64), (1,256,64,64) with the style batch broadcast from 1) in fp32

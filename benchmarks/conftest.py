@@ -39,8 +39,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     write = terminalreporter.write_line
     write("")
-    write("fastgram figures (median of the provider; ratio = eager median / provider median)")
-    header = f"{'case':<64} {'median ms':>10} {'x eager':>8} {'GB/s':>8} {'%copy':>6} {'TFLOP/s':>8}"
+    write("fastgram figures (median of the provider; ratio = eager median / provider median;"
+          " x alt: the same ratio with eager and provider alternating)")
+    header = (f"{'case':<64} {'median ms':>10} {'x eager':>8} {'x alt':>6} {'target':>7} "
+              f"{'GB/s':>8} {'%copy':>6} {'TFLOP/s':>8}")
     write(header)
     write("-" * len(header))
     for bench in sorted(benches, key=lambda b: b.name):
@@ -48,7 +50,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         frac = info.get("fraction_of_copy_bw")
         write(
             f"{bench.name[:64]:<64} {_fmt(info.get('median_ms'), '10.3f')} "
-            f"{_fmt(info.get('speedup_vs_eager'), '8.2f')} {_fmt(info.get('gbps'), '8.1f')} "
+            f"{_fmt(info.get('speedup_vs_eager'), '8.2f')} "
+            f"{_fmt(info.get('interleaved_speedup_vs_eager'), '6.2f')} "
+            f"{_fmt(info.get('target'), '7.2f')} {_fmt(info.get('gbps'), '8.1f')} "
             f"{_fmt(None if frac is None else 100 * frac, '6.1f')} "
             f"{_fmt(info.get('tflops'), '8.3f')}"
         )

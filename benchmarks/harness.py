@@ -152,6 +152,18 @@ def run(
     return info
 
 
+def interleaved_speedup(provider_fn: Callable[[], object], eager_fn: Callable[[], object],
+                        device, rounds: int = 5) -> float:
+    """eager median / provider median over alternating runs: on a shared,
+    busy machine load drifts between separate measurements, and alternating
+    exposes both sides to the same drift."""
+    eager, provider = [], []
+    for _ in range(rounds):
+        eager.append(time_ms(eager_fn, device, reps=1)[0])
+        provider.append(time_ms(provider_fn, device, reps=1)[0])
+    return statistics.median(eager) / statistics.median(provider)
+
+
 def nbytes(*tensors: torch.Tensor) -> int:
     """Bytes the tensors hold (the unit of the suites' byte models)."""
     return sum(t.numel() * t.element_size() for t in tensors)

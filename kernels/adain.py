@@ -263,10 +263,11 @@ def backward(
     s_mean: torch.Tensor,
     s_sigma: torch.Tensor,
     alpha: float,
-    need_content: bool,
     need_style: bool,
 ):
-    """Returns ``(grad_content, grad_style)``; either is None when not needed."""
+    """Returns ``(grad_content, grad_style)``; grad_style is None when not
+    needed (the content gradient is a by-product of the style's sums, so it
+    is always computed)."""
     B, C = content.shape[0], content.shape[1]
     Bs = style.shape[0]
     # (1, C) style statistics broadcast over the batch as a (C,) weight
@@ -276,7 +277,7 @@ def backward(
         instance_norm.ACT_NONE, 0.0, alpha=alpha,
     )
     if not need_style:
-        return (grad_c if need_content else None), None
+        return grad_c, None
 
     s4 = norm_common.as_4d(style)
     grad_s = common.new_output(style)
@@ -290,4 +291,4 @@ def backward(
         SPATIAL_2D=sp.spatial_2d or not d_flat,
         **sp.plan.meta,
     )
-    return (grad_c if need_content else None), grad_s
+    return grad_c, grad_s

@@ -45,7 +45,7 @@ def triton_adain_backward(
     checks.adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha)
     support.require_device(content, "content")
     grad_c, grad_s = kernels.backward(
-        grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha, True, need_style
+        grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha, need_style
     )
     return grad_c, content.new_empty(0) if grad_s is None else grad_s
 
