@@ -114,8 +114,12 @@ def test_reference_and_auto_backends_train_the_same(tmp_path):
     for step_ref, step_auto in zip(hist_ref, hist_auto):
         for key in ("loss_d", "loss_g", "content", "style"):
             assert step_auto[key] == pytest.approx(step_ref[key], rel=1e-4, abs=1e-6), key
+    # Adam moves each parameter by about lr a step whatever the gradient's
+    # size, so a rounding difference in a near-zero gradient can flip part
+    # of a step: parameters agree to 5% of the largest possible movement.
+    movement = TrainConfig().lr * len(hist_ref)
     for name, value in params_ref.items():
-        assert torch.allclose(params_auto[name], value, rtol=1e-4, atol=1e-6), name
+        assert torch.allclose(params_auto[name], value, rtol=1e-4, atol=0.05 * movement), name
 
 
 def test_bad_config_values_name_the_field():
