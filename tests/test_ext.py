@@ -229,7 +229,7 @@ def test_fullgraph_compile_has_no_graph_breaks(gen, monkeypatch):
 
     from fastgram.backends.ext import gram_matrix as ext_gram, style_loss as ext_style
 
-    monkeypatch.setattr(ext_gram, "CPU_MIN_WORK", 0)  # small shapes, real kernels
+    monkeypatch.setattr(ext_gram, "kernel_pays", lambda x: True)  # small shapes, real kernels
 
     features, targets, weights, scales = make_layers(3, torch.float32, gen, per_sample=False)
 
@@ -258,7 +258,9 @@ def test_fullgraph_compile_has_no_graph_breaks(gen, monkeypatch):
 
 
 def test_public_ops_on_ext_backend_match_reference(gen):
-    features = [randn(2, 64, 16, 16, gen=gen), randn(2, 130, 8, 8, gen=gen), randn(2, 3, 4, 4, gen=gen)]
+    # shapes where the CPU kernels pay (N >= max(256, 2C)): the ext ops run
+    features = [randn(2, 64, 16, 16, gen=gen), randn(2, 130, 32, 32, gen=gen),
+                randn(2, 3, 16, 16, gen=gen)]
     targets = [randn(f.shape[1], f.shape[1], gen=gen) * 0.01 for f in features]
     features = [f.requires_grad_() for f in features]
     with fastgram.use_backend("ext"):
@@ -339,21 +341,33 @@ def test_results_do_not_depend_on_the_thread_count(gen):
     assert_close(results[0][0], results[1][0], 1e-14, "loss across thread counts")
 
 
-def test_tiny_cpu_problems_go_to_the_reference(gen):
-    # Below CPU_MIN_WORK multiply-adds plain PyTorch is faster than the op's
-    # fixed overhead; the ext backend hands such calls to the reference.
+def test_cpu_calls_run_the_kernels_only_where_they_pay(gen):
+    # Measured: the fused CPU Gram beats bmm only with a backward to fuse and
+    # N >= max(256, 2C); elsewhere the ext backend runs plain PyTorch.
     from fastgram.backends.ext import gram_matrix as ext_gram, style_loss as ext_style
 
-    f = randn(2, 3, 4, 4, gen=gen, requires_grad=True)
-    t = randn(3, 3, gen=gen)
-    assert 2 * 3 * 3 * 16 < ext_gram.CPU_MIN_WORK
-    loss = ext_style.run([f], [t], [1.0], [1.0 / 48])
-    assert "fastgram_ext" not in type(loss.grad_fn).__name__
-    expected = reference.style_loss([f.double()], [t.double()], [1.0], [1.0 / 48])
+    def fused(out):
+        return "fastgram_ext" in type(out.grad_fn).__name__
+
+    short = randn(2, 64, 8, 8, gen=gen, requires_grad=True)  # N = 64 < 256
+    long = randn(2, 64, 16, 16, gen=gen, requires_grad=True)  # N = 256 >= 2C
+    wide = randn(2, 256, 16, 16, gen=gen, requires_grad=True)  # N = 256 < 2C
+    assert not fused(ext_gram.run(short, 1.0)) and not fused(ext_gram.run(wide, 1.0))
+    assert fused(ext_gram.run(long, 1.0))
+    with torch.no_grad():  # forward alone: bmm is as fast or faster
+        assert torch.equal(ext_gram.run(long, 0.5), reference.gram_matrix(long, 0.5))
+    # the style loss splits its layers: fused ones in one call, the rest plain
+    layers = [long, short, wide]
+    targets = [randn(f.shape[1], f.shape[1], gen=gen) for f in layers]
+    scales = [1.0 / f[0].numel() for f in layers]
+    loss = ext_style.run(layers, targets, [1.0, 0.5, 2.0], scales)
+    expected = reference.style_loss([f.double() for f in layers], [t.double() for t in targets],
+                                    [1.0, 0.5, 2.0], scales)
     assert_close(loss, expected, RTOL[torch.float32])
-    big = randn(2, 64, 16, 16, gen=gen, requires_grad=True)
-    gram = ext_gram.run(big, 1.0)
-    assert "fastgram_ext_gram" in type(gram.grad_fn).__name__
+    grads = torch.autograd.grad(loss, layers)
+    ref_grads = torch.autograd.grad(expected, [f for f in layers])
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, RTOL[torch.float32])
 
 
 def test_long_rows_and_mixed_target_dtype(gen):

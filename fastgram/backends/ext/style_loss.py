@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 
-from fastgram.backends import autograd, checks, layout, reference
+from fastgram.backends import autograd, checks, layout, native, reference
 from fastgram.backends.ext import support
 from fastgram.backends.ext import gram_matrix
 
@@ -69,15 +69,24 @@ torch.library.register_autograd("fastgram::ext_style_loss", _backward, setup_con
 
 
 def run(features, targets, weights, scales) -> torch.Tensor:
-    """Signature of :func:`fastgram.backends.reference.style_loss`."""
-    if features[0].device.type == "cpu" and (
-        sum(gram_matrix.work(f) for f in features) < gram_matrix.CPU_MIN_WORK
-    ):
-        return reference.style_loss(features, targets, weights, scales)
-    loss, _ = torch.ops.fastgram.ext_style_loss(
-        list(features), list(targets), [float(w) for w in weights], [float(s) for s in scales]
-    )
-    return loss
+    """Signature of :func:`fastgram.backends.reference.style_loss`: the layers
+    where the fused kernels pay (:func:`gram_matrix.kernel_pays`) in one
+    operator call, the others in plain PyTorch."""
+    fused = [i for i, f in enumerate(features) if gram_matrix.kernel_pays(f)]
+    if not fused:
+        return native.style_loss(features, targets, weights, scales)
+    plain = [i for i in range(len(features)) if i not in fused]
+    total = None
+    if fused:
+        total, _ = torch.ops.fastgram.ext_style_loss(
+            [features[i] for i in fused], [targets[i] for i in fused],
+            [float(weights[i]) for i in fused], [float(scales[i]) for i in fused],
+        )
+    if plain:
+        rest = native.style_loss(*([seq[i] for i in plain] for seq in
+                                   (features, targets, weights, scales)))
+        total = rest if total is None else total + rest
+    return total
 
 
 def supports(features, targets, weights, scales) -> Optional[str]:
