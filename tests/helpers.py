@@ -3,6 +3,8 @@ ENGINEERING.md, section 4)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 # Relative-error limits of the numerical policy.
@@ -68,3 +70,21 @@ def reference_style_loss_and_grads(features, targets, weights, scales):
     loss = reference.style_loss(fs, ts, weights, scales)
     loss.backward()
     return loss.detach(), [f.grad for f in fs], [t.grad for t in ts]
+
+
+@contextlib.contextmanager
+def poisoned_memory():
+    """Fresh tensors (at::empty inside C++ kernels too) come filled with NaN,
+    so an output element a kernel forgot to write fails the comparison."""
+    import torch.utils.deterministic
+
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        assert torch.isnan(torch.empty(4)).all()
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[1]

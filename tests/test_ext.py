@@ -14,7 +14,8 @@ import torch
 import fastgram
 from fastgram import dispatch
 from fastgram.ops import reference
-from helpers import RTOL, assert_close, randn, reference_style_loss_and_grads, require_extension
+from helpers import (RTOL, assert_close, poisoned_memory, randn, reference_style_loss_and_grads,
+                     require_extension)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -396,19 +397,8 @@ def test_nan_in_gives_nan_out(gen):
 
 @pytest.fixture
 def poisoned_allocations():
-    """Fresh tensors (at::empty in the kernels too) come filled with NaN, so
-    an output element a kernel forgot to write fails the comparison."""
-    import torch.utils.deterministic
-
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory)
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = True
-    try:
-        assert torch.isnan(torch.empty(4)).all()
+    with poisoned_memory():
         yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0])
-        torch.utils.deterministic.fill_uninitialized_memory = saved[1]
 
 
 @pytest.mark.parametrize("channels", [1, 65, 130, 300])

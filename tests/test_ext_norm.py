@@ -4,7 +4,9 @@ kernels have special paths for, gradcheck, opcheck, double backward, a
 fullgraph compile, and direct operator calls with bad arguments.
 
 The operators are called directly (``torch.ops.fastgram.ext_*``), so no test
-can pass on a silent fallback; separate tests check how ``auto`` routes.
+can pass on a silent fallback; separate tests check how ``auto`` routes. The
+equivalence tests run with fresh allocations NaN-filled (``poisoned``), so an
+output element a kernel does not write fails.
 """
 
 import subprocess
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 
 from fastgram import dispatch, ops
 from fastgram.backends import checks, native, reference
-from helpers import RTOL, assert_close, randn, require_extension
+from helpers import RTOL, assert_close, poisoned_memory, randn, require_extension
 
 EPS = 1e-5
 
@@ -24,6 +26,12 @@ EPS = 1e-5
 @pytest.fixture(autouse=True)
 def _extension():
     require_extension()
+
+
+@pytest.fixture
+def poisoned():
+    with poisoned_memory():
+        yield
 
 
 def ext():
@@ -85,7 +93,7 @@ SHAPES = [
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
-def test_instance_norm_matches_reference(shape, layout, activation, gen):
+def test_instance_norm_matches_reference(shape, layout, activation, gen, poisoned):
     if len(shape) == 3 and layout != "contiguous":
         pytest.skip("layouts of 4-D inputs")
     x = LAYOUTS[layout](randn(*shape, gen=gen))
@@ -98,7 +106,7 @@ def test_instance_norm_matches_reference(shape, layout, activation, gen):
 
 
 @pytest.mark.parametrize("affine", ["none", "weight", "bias", "per_sample", "strided"])
-def test_instance_norm_affine_forms(affine, gen):
+def test_instance_norm_affine_forms(affine, gen, poisoned):
     x = randn(3, 4, 6, 5, gen=gen)
     w, b = {
         "none": (None, None),
@@ -114,7 +122,7 @@ def test_instance_norm_affine_forms(affine, gen):
     )
 
 
-def test_instance_norm_large_offset_and_constant_rows(gen):
+def test_instance_norm_large_offset_and_constant_rows(gen, poisoned):
     x = randn(2, 3, 16, 16, gen=gen) + 1000.0
     x[0, 1] = 3.25  # variance 0: finite, equal to the reference (the bias)
     w, b = randn(3, gen=gen), randn(3, gen=gen)
@@ -128,7 +136,7 @@ def test_instance_norm_large_offset_and_constant_rows(gen):
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("style_shape", [(2, 6, 4, 9), (1, 6, 7, 7)], ids=["same batch", "batch 1"])
 @pytest.mark.parametrize("alpha", [1.0, 0.4])
-def test_adain_matches_reference(layout, style_shape, alpha, gen):
+def test_adain_matches_reference(layout, style_shape, alpha, gen, poisoned):
     content = LAYOUTS[layout](randn(2, 6, 5, 8, gen=gen))
     style = randn(*style_shape, gen=gen) * 2.0 - 0.5
     check_against_reference(
@@ -138,7 +146,7 @@ def test_adain_matches_reference(layout, style_shape, alpha, gen):
     )
 
 
-def test_adain_long_rows_and_constant_style(gen):
+def test_adain_long_rows_and_constant_style(gen, poisoned):
     content = randn(1, 2, 256, 257, gen=gen)
     style = randn(1, 2, 9, 9, gen=gen)
     style[0, 0] = -1.5
