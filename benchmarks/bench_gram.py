@@ -128,6 +128,8 @@ def _record(benchmark, fn, key, eager_fn, mode, bytes_moved, useful_flops, **ext
         benchmark, fn, device=DEVICE, baseline=(key, eager_fn),
         bytes_moved=bytes_moved, **extra,
     )
+    if benchmark.disabled:
+        return
     peak = _matmul_peak(DEVICE, mode)
     tflops = useful_flops / (info["median_ms"] * 1e-3) / 1e12
     floor_ms = max(

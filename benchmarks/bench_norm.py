@@ -98,7 +98,7 @@ def _wanted(provider, direction):
 def _record(benchmark, fn, key, eager_fn, compile_fn, bytes_moved, **extra):
     info = harness.run(benchmark, fn, device=DEVICE, baseline=(key, eager_fn),
                        bytes_moved=bytes_moved, **extra)
-    if CUDA and compile_fn is not None:
+    if CUDA and compile_fn is not None and not benchmark.disabled:
         compile_ms = harness.baseline_ms(("compile",) + key, compile_fn, DEVICE)
         info["compile_ms"] = compile_ms
         info["speedup_vs_compile"] = compile_ms / info["median_ms"]

@@ -130,11 +130,13 @@ def run(
         return out
 
     benchmark.pedantic(synced, warmup_rounds=WARMUP, rounds=MIN_REPS, iterations=1)
-    median = statistics.median(time_ms(fn, device))
     info = benchmark.extra_info
     info.update(extra)
     info["device"] = device_name(device)
     info["backend_in_force"] = fastgram.get_backend()
+    if benchmark.disabled:
+        return info  # a smoke run (--benchmark-disable): the case ran once, untimed
+    median = statistics.median(time_ms(fn, device))
     info["median_ms"] = median
     if baseline is not None:
         key, eager_fn = baseline
