@@ -2,9 +2,11 @@
 
 Subcommands are registered in :data:`COMMANDS` as ``(name, help, configure,
 run)``: ``configure(parser)`` adds the subcommand's arguments and
-``run(args) -> int`` does the work and returns the exit status. Errors a user
-can fix (bad paths, bad numbers) are raised as :class:`CommandError` and
-printed as one line on stderr with exit status 2.
+``run(args) -> int`` does the work and returns the exit status. Whatever a
+subcommand raises is printed as one line on stderr
+(:mod:`fastgram.commands.errors` words it): exit status 2 for errors a user
+can fix, 1 for bugs. ``--debug`` or ``FASTGRAM_DEBUG=1`` shows the traceback
+instead.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from fastgram._version import __version__
-from fastgram.commands import CommandError
+from fastgram.commands import errors
 
 
 def _package_version(name: str) -> Optional[str]:
@@ -118,17 +120,23 @@ COMMANDS: list = [
 ]
 
 
+DEBUG_HELP = f"show the traceback of an error (also {errors.DEBUG_ENV}=1)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastgram",
         description="GAN-based image style transfer on fused Gram, instance-norm and AdaIN kernels.",
     )
     parser.add_argument("--version", action="version", version=f"fastgram {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_text, configure, run in COMMANDS:
         command = sub.add_parser(name, help=help_text, description=help_text)
         configure(command)
+        # Also after the subcommand; its own dest, so neither default hides the other.
+        command.add_argument("--debug", dest="debug_here", action="store_true", help=DEBUG_HELP)
         command.set_defaults(_run=run)
     return parser
 
@@ -137,14 +145,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args._run
+    debug = errors.debug_requested(args.debug or args.debug_here)
     try:
         return run(args)
-    except CommandError as exc:
-        print(f"fastgram {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"fastgram {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        message, status = errors.describe(exc)
+        print(f"fastgram {args.command}: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

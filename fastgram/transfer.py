@@ -60,6 +60,8 @@ class StyleTransferGAN:
         paths) until ``steps`` steps in total (default ``config.steps``);
         checkpoints, samples and metrics go to ``out_dir``. Afterwards this
         object stylises with the EMA weights. Returns the last metrics."""
+        if steps is not None:
+            validation.integer(steps, "steps")
         trainer = Trainer(
             self.config, content, style, out_dir, device=self.device, resume=resume, quiet=quiet
         )
@@ -173,6 +175,7 @@ class StyleTransferGAN:
             validation.tensor(item, "content", (3, 4))
             if item.shape[-3] != 3:
                 raise ValueError(f"content: expected 3 (RGB) channels, got shape {tuple(item.shape)}")
+            _check_unit_range(item, "content")
             kind = "tensor3" if item.dim() == 3 else "tensor4"
             batch, device = item.reshape(-1, *item.shape[-3:]), item.device
         else:
@@ -185,6 +188,7 @@ class StyleTransferGAN:
     def _style_tensor(self, item: ImageLike) -> torch.Tensor:
         if isinstance(item, torch.Tensor):
             validation.tensor(item, "style", (3, 4))
+            _check_unit_range(item, "style")
             batch = item.reshape(-1, *item.shape[-3:])
         else:
             batch = _load(item, "style").unsqueeze(0)
@@ -209,18 +213,21 @@ class StyleTransferGAN:
         (``checkpoint.pt`` of ``fit``/``fastgram train``, whose EMA weights
         are used)."""
         state = checkpoint.load(path)
-        config = TrainConfig.from_dict(state["config"])
+        config = checkpoint.config_of(state, path)
         if "models" in state:  # a trainer checkpoint
-            weights = (state["models"]["generator_ema"], state["models"]["style_encoder_ema"])
+            keys = ("models.generator_ema", "models.style_encoder_ema")
         elif state.get("format") == MODEL_FORMAT:
-            weights = (state["generator"], state["style_encoder"])
+            keys = ("generator", "style_encoder")
         else:
-            raise ValueError(f"checkpoint: {str(path)!r} has an unknown format")
+            raise ValueError(
+                f"checkpoint: {str(path)!r} has neither 'models' (a training checkpoint) nor "
+                f"format {MODEL_FORMAT} (a model file); got format {state.get('format')!r}"
+            )
         values = config.to_dict()
         size, style_dim = values.pop("size"), values.pop("style_dim")
         gan = cls(size, style_dim, device=device, **values)
-        gan.generator.load_state_dict(weights[0])
-        gan.style_encoder.load_state_dict(weights[1])
+        for module, key in zip((gan.generator, gan.style_encoder), keys):
+            checkpoint.load_weights(module, checkpoint.entry(state, key, dict, path), key, path)
         return gan
 
 
@@ -245,6 +252,17 @@ def _load(item, name: str) -> torch.Tensor:
     raise TypeError(
         f"{name}: expected a PIL image, a path or a tensor, got {type(item).__name__}"
     )
+
+
+def _check_unit_range(image: torch.Tensor, name: str) -> None:
+    """Images are RGB in [0, 1]; a 0-255 tensor would otherwise be
+    stylised into saturated noise without a word."""
+    low, high = torch.aminmax(image.detach())
+    low, high = float(low), float(high)
+    if low < 0.0 or high > 1.0:
+        hint = "; divide 0-255 images by 255" if high > 1.0 else ""
+        raise ValueError(f"{name}: expected values in [0, 1], got values from {low:g} to "
+                         f"{high:g}{hint}")
 
 
 def _resize_shorter(batch: torch.Tensor, size: int) -> torch.Tensor:

@@ -168,3 +168,25 @@ def test_two_process_distributed_run_keeps_ranks_identical(tmp_path):
     assert "RANKS_IDENTICAL 2" in result.stdout
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+
+
+def test_resume_from_a_state_that_does_not_fit_names_it(tmp_path):
+    trainer = tiny_trainer(tmp_path / "run")
+    state = trainer.state_dict()
+    other = tiny_trainer(tmp_path / "other")
+    bad = {
+        "a model file": ({"format": 1, "config": state["config"], "generator": {}},
+                         "is a model file .* cannot resume training"),
+        "no step": ({k: v for k, v in state.items() if k != "step"}, "no 'step' entry"),
+        "no optimizer": ({**state, "optimizers": {"g": state["optimizers"]["g"]}},
+                         "no 'optimizers.d' entry"),
+        "no ema": ({**state, "models": {k: v for k, v in state["models"].items()
+                                        if k != "generator_ema"}},
+                   "no 'models.generator_ema' entry"),
+        "other sizes": ({**state, "config": {**state["config"], "ngf": 8}},
+                        r"other network sizes: ngf=8 \(this run: 4\)"),
+        "a list": ([state], "holds a list"),
+    }
+    for name, (value, message) in bad.items():
+        with pytest.raises(ValueError, match=f"^checkpoint: .*{message}"):
+            other.load_state(value, "x.pt")

@@ -205,3 +205,50 @@ def test_demo_runs_and_prints_finite_ratios(tmp_path):
     ratios = [float(line.rsplit(":", 1)[1]) for line in out.splitlines()
               if line.startswith(("style ratio", "content ratio"))]
     assert len(ratios) == 2 and all(np.isfinite(ratios)), out
+
+
+# -- bad checkpoints and arguments through the Python API ---------------------------
+
+
+def test_load_names_the_key_shape_or_config_field_that_does_not_fit(tmp_path):
+    gan = StyleTransferGAN(size=32, style_dim=4, device="cpu", **TINY)
+    state = torch.load(gan.save(tmp_path / "model.pt"), weights_only=True)
+    first = next(iter(state["style_encoder"]))
+    cases = {
+        "list": ([state], "holds a list"),
+        "noconfig": ({k: v for k, v in state.items() if k != "config"}, "no 'config' entry"),
+        "noweights": ({k: v for k, v in state.items() if k != "generator"},
+                      "has no 'generator' entry"),
+        "missing": ({**state, "style_encoder": {}}, "'style_encoder' in .* lacks"),
+        "extra": ({**state, "style_encoder": {**state["style_encoder"], "x": torch.zeros(1)}},
+                  "tensor.* the model does not have .*'x'"),
+        "shape": ({**state, "style_encoder": {**state["style_encoder"], first: torch.zeros(2)}},
+                  rf"style_encoder\.{first} .* has shape \(2,\)"),
+        "field": ({**state, "config": {**state["config"], "lr": "fast"}},
+                  "config .* is invalid: lr:"),
+        "unknown": ({**state, "config": {**state["config"], "turbo": 1}}, "unknown fields"),
+        "format": ({**state, "format": 7}, "format 7"),
+    }
+    for name, (value, message) in cases.items():
+        path = tmp_path / f"{name}.pt"
+        torch.save(value, path)
+        with pytest.raises(ValueError, match=f"^checkpoint: .*{message}"):
+            StyleTransferGAN.load(path, device="cpu")
+
+
+def test_fit_steps_must_be_a_positive_int(tmp_path):
+    gan = StyleTransferGAN(size=32, style_dim=4, device="cpu", **TINY)
+    with pytest.raises(TypeError, match="^steps: expected an int, got str"):
+        gan.fit(CONTENT, STYLE, steps="10", out_dir=tmp_path)
+    for steps in (0, -1):
+        with pytest.raises(ValueError, match="^steps: expected an int >= 1"):
+            gan.fit(CONTENT, STYLE, steps=steps, out_dir=tmp_path)
+
+
+def test_stylize_refuses_tensors_outside_the_unit_range(trained):
+    gan, _ = trained
+    x = torch.rand(3, 16, 16)
+    with pytest.raises(ValueError, match=r"^content: expected values in \[0, 1\].*divide 0-255"):
+        gan.stylize(x * 255, style=x)
+    with pytest.raises(ValueError, match=r"^style: expected values in \[0, 1\]"):
+        gan.stylize(x, style=x - 0.5)

@@ -4,7 +4,6 @@ them, and report how far the outputs moved towards the style."""
 from __future__ import annotations
 
 import argparse
-import pathlib
 import statistics
 import time
 
@@ -37,7 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = pathlib.Path(args.out)
+    types.check_backend()
+    out = types.output_dir(args.out)
     contents = [data.image_path(name) for name in data.CONTENT_IMAGES]
     style_path = data.image_path(args.style)
     config = TrainConfig(steps=args.steps, seed=args.seed, sample_every=max(1, args.steps // 3),

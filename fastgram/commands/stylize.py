@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 
 from fastgram import imageio
@@ -45,20 +44,16 @@ def run(args: argparse.Namespace) -> int:
     from fastgram.transfer import StyleTransferGAN
 
     files = content_files(args.content)
-    try:
-        gan = StyleTransferGAN.load(args.checkpoint, device=args.device)
-        code = gan.encode_style(args.style)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CommandError(str(exc)) from None
-    out_dir = pathlib.Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    types.check_backend()
+    out_dir = types.output_dir(args.out)
+    # Errors below (a checkpoint that does not fit, an unreadable image, too
+    # little memory) are worded by fastgram.commands.errors in cli.main.
+    gan = StyleTransferGAN.load(args.checkpoint, device=args.device)
+    code = gan.encode_style(args.style)
     show = not args.quiet and sys.stderr.isatty()
     used = set()
     for i, path in enumerate(files, 1):
-        try:
-            image = gan.stylize(path, style_code=code, alpha=args.alpha, size=args.size)
-        except (ValueError, FileNotFoundError) as exc:
-            raise CommandError(str(exc)) from None
+        image = gan.stylize(path, style_code=code, alpha=args.alpha, size=args.size)
         name = f"{path.stem}_stylized.png"
         if name in used:  # same file name in two input folders
             name = f"{path.stem}_{i}_stylized.png"

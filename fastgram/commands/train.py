@@ -51,26 +51,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    try:
-        return TrainConfig(
-            size=args.size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
-            style_weight=args.style_weight, content_weight=args.content_weight,
-            adv_weight=args.adv_weight, adv_loss=args.adv_loss, r1_gamma=args.r1_gamma,
-            ngf=args.ngf, ndf=args.ndf, style_dim=args.style_dim, seed=args.seed,
-            amp=not args.no_amp, compile=args.compile, log_every=args.log_every,
-            sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-        )
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+    return TrainConfig(
+        size=args.size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
+        style_weight=args.style_weight, content_weight=args.content_weight,
+        adv_weight=args.adv_weight, adv_loss=args.adv_loss, r1_gamma=args.r1_gamma,
+        ngf=args.ngf, ndf=args.ndf, style_dim=args.style_dim, seed=args.seed,
+        amp=not args.no_amp, compile=args.compile, log_every=args.log_every,
+        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    try:
-        trainer = Trainer(config, args.content, args.style, args.out, device=args.device,
-                          resume=args.resume, quiet=args.quiet, tensorboard=args.tensorboard)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CommandError(str(exc)) from None
+    types.check_backend()
+    types.output_dir(args.out)
+    # Bad values, checkpoints that do not fit and faults are worded by
+    # fastgram.commands.errors in cli.main.
+    trainer = Trainer(config, args.content, args.style, args.out, device=args.device,
+                      resume=args.resume, quiet=args.quiet, tensorboard=args.tensorboard)
     try:
         metrics = trainer.fit()
     except TrainingDiverged as exc:

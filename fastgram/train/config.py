@@ -11,6 +11,11 @@ from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_NAMES
 from fastgram.train.losses import ADVERSARIAL_LOSSES
 
 
+# The smallest training crop: the style encoder's four stride-2 convolutions
+# need 2**4 pixels (StyleEncoder.min_size; the generator needs less).
+MIN_SIZE = 16
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run.
@@ -64,6 +69,9 @@ class TrainConfig:
             validation.integer(getattr(self, name), name)
         validation.integer(self.n_res_blocks, "n_res_blocks", minimum=0)
         validation.integer(self.seed, "seed", minimum=0)
+        if self.size < MIN_SIZE:
+            raise ValueError(f"size: expected at least {MIN_SIZE} (the style encoder's four "
+                             f"stride-2 layers), got {self.size}")
         if self.size % 4:
             raise ValueError(f"size: expected a multiple of 4 (the generator's stride), got {self.size}")
         for name in ("lr", "adv_weight", "content_weight", "style_weight", "style_rec_weight",

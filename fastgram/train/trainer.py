@@ -23,7 +23,7 @@ from typing import Dict, Optional
 
 import torch
 
-from fastgram import ops
+from fastgram import ops, validation
 from fastgram._version import __version__
 from fastgram.train import checkpoint, distributed, losses, networks, reporting
 from fastgram.train.config import TrainConfig
@@ -39,13 +39,28 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(device) -> torch.device:
-    """``"auto"`` means the CUDA device when there is one, else the CPU."""
+    """``"auto"`` means the CUDA device when there is one, else the CPU. A
+    CUDA device that is not there is a ValueError now, not a driver error at
+    the first tensor moved to it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device: {device!r} was requested but no CUDA device is visible here "
+                "(torch.cuda.is_available() is False); use 'cpu' or 'auto'"
+            )
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device: {device!r} was requested but only {count} CUDA "
+                             f"device(s) are visible (cuda:0 to cuda:{count - 1})")
+    elif resolved.type != "cpu":
+        raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return resolved
 
 
 class Trainer:
@@ -128,7 +143,8 @@ class Trainer:
             self.out_dir, enabled=self.is_main, quiet=quiet, tensorboard=tensorboard
         )
         if resume and (self.out_dir / CHECKPOINT_NAME).is_file():
-            self.load_state(checkpoint.load(self.out_dir / CHECKPOINT_NAME))
+            path = self.out_dir / CHECKPOINT_NAME
+            self.load_state(checkpoint.load(path), path)
 
     # -- one step ---------------------------------------------------------
 
@@ -252,6 +268,8 @@ class Trainer:
     def fit(self, steps: Optional[int] = None) -> Dict[str, float]:
         """Train until ``steps`` (default ``config.steps``) steps are done in
         total, counting those before a resume. Returns the last metrics."""
+        if steps is not None:
+            validation.integer(steps, "steps")
         total = self.config.steps if steps is None else steps
         metrics: Dict[str, float] = {}
         self.reporter.start(total, self.step_count)
@@ -309,26 +327,52 @@ class Trainer:
             "rng": {**checkpoint.rng_state(), "data": self.data_rng.get_state()},
         }
 
-    def load_state(self, state: dict) -> None:
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint: unsupported format {state.get('format')!r}")
-        saved = TrainConfig.from_dict(state["config"])
-        if networks.architecture(saved) != networks.architecture(self.config):
+    def load_state(self, state: dict, source="checkpoint") -> None:
+        """Continue from ``state`` (what :meth:`state_dict` returned, read
+        from ``source``). A state that does not fit this run's networks is a
+        ValueError naming the entry."""
+        checkpoint.require_mapping(state, source)
+        if "models" not in state and "generator" in state:
             raise ValueError(
-                "checkpoint: its networks were built with a different configuration "
-                f"({networks.architecture(saved)} vs {networks.architecture(self.config)})"
+                f"checkpoint: {str(source)!r} is a model file (StyleTransferGAN.save: inference "
+                "weights only), not a training checkpoint; it cannot resume training. Resume "
+                "from the run folder's checkpoint.pt, or use the model file with stylize"
             )
-        models = state["models"]
-        self.generator.load_state_dict(models["generator"])
-        self.style_encoder.load_state_dict(models["style_encoder"])
-        self.discriminator.load_state_dict(models["discriminator"])
-        self.generator_ema.shadow.load_state_dict(models["generator_ema"])
-        self.style_encoder_ema.shadow.load_state_dict(models["style_encoder_ema"])
-        self.opt_g.load_state_dict(state["optimizers"]["g"])
-        self.opt_d.load_state_dict(state["optimizers"]["d"])
-        self.step_count = int(state["step"])
-        checkpoint.set_rng_state(state["rng"])
-        self.data_rng.set_state(state["rng"]["data"])
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint: {str(source)!r} has unsupported format "
+                             f"{state.get('format')!r} (expected {CHECKPOINT_FORMAT})")
+        saved = checkpoint.config_of(state, source)
+        if networks.architecture(saved) != networks.architecture(self.config):
+            differ = {k: (v, networks.architecture(self.config)[k])
+                      for k, v in networks.architecture(saved).items()
+                      if v != networks.architecture(self.config)[k]}
+            shown = ", ".join(f"{k}={old!r} (this run: {new!r})" for k, (old, new) in differ.items())
+            raise ValueError(
+                f"checkpoint: {str(source)!r} was trained with other network sizes: {shown}; "
+                "give the same values to resume, or start a new run in another folder"
+            )
+        step = checkpoint.entry(state, "step", int, source)
+        rng = checkpoint.entry(state, "rng", dict, source)
+        for key in ("python", "numpy", "torch", "cuda", "data"):
+            checkpoint.entry(rng, key, (list, tuple, torch.Tensor), source)
+        modules = (
+            (self.generator, "models.generator"),
+            (self.style_encoder, "models.style_encoder"),
+            (self.discriminator, "models.discriminator"),
+            (self.generator_ema.shadow, "models.generator_ema"),
+            (self.style_encoder_ema.shadow, "models.style_encoder_ema"),
+        )
+        for module, key in modules:
+            checkpoint.load_weights(module, checkpoint.entry(state, key, dict, source), key, source)
+        for key, optimizer in (("g", self.opt_g), ("d", self.opt_d)):
+            try:
+                optimizer.load_state_dict(checkpoint.entry(state, f"optimizers.{key}", dict, source))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ValueError(f"checkpoint: optimizers.{key} in {str(source)!r} does not fit "
+                                 f"this run's parameters ({exc})") from None
+        self.step_count = step
+        checkpoint.set_rng_state(rng)
+        self.data_rng.set_state(rng["data"])
 
     def save_checkpoint(self) -> Optional[pathlib.Path]:
         if not self.is_main:
