@@ -148,9 +148,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = errors.debug_requested(args.debug or args.debug_here)
     try:
         return run(args)
-    except KeyboardInterrupt:
-        print(f"fastgram {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # A training run stopped by a signal says where it saved (exit 128 + signal).
+        print(f"fastgram {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(exc, "signum", 2)
     except Exception as exc:
         if debug:
             raise

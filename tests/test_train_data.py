@@ -86,3 +86,39 @@ def test_bad_dataset_arguments(tmp_path):
         ImageDataset(folder, 8, scale=(0.0, 1.0))
     with pytest.raises(TypeError, match="^source:"):
         resolve_images(42)
+
+
+def test_flat_or_tiny_images_only_is_an_error_naming_the_files(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    Image.fromarray(np.zeros((1, 1, 3), dtype=np.uint8)).save(folder / "dot.png")
+    Image.fromarray(np.full((32, 32, 3), 128, dtype=np.uint8)).save(folder / "grey.png")
+    with pytest.warns(RuntimeWarning), pytest.raises(
+            ValueError, match=r"^style: no usable image .*dot\.png \(too small\), grey\.png \(flat\)"):
+        ImageDataset(folder, 16, name="style")
+    # With one good image beside them, they are skipped and counted.
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
+        folder / "good.png")
+    with pytest.warns(RuntimeWarning, match="skipped 1 flat image"):
+        data = ImageDataset(folder, 16, name="style")
+    assert [p.name for p in data.paths] == ["good.png"]
+
+
+def test_the_image_cache_is_bounded_in_bytes(tmp_path):
+    from fastgram.train import data as train_data
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):  # 40x50 RGB: 6000 bytes each decoded
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    dataset = ImageDataset(folder, 16, cache=13_000)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(6):
+        dataset.crop(i, gen)
+        assert dataset._cache.bytes <= 13_000
+    assert len(dataset._cache) == 2 and dataset._cache.get(5) is not None
+    assert ImageDataset(folder, 16)._cache.limit == train_data.DEFAULT_CACHE_BYTES == 512 * 2**20
+    assert ImageDataset(folder, 16, cache=False)._cache.limit == 0
+    with pytest.raises(ValueError, match="^cache:"):
+        ImageDataset(folder, 16, cache=-1)

@@ -4,6 +4,7 @@ generator (so a run is reproducible and can resume exactly)."""
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import pathlib
@@ -18,19 +19,39 @@ from fastgram import imageio
 Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 
-def _readable(path: pathlib.Path) -> bool:
+# Images with a side below this teach nothing (a crop is one blurred colour)
+# and a flat image (every pixel the same) makes every crop identical: a set
+# of nothing else drives the losses to degenerate values (a Gram of a
+# constant image) and training "diverges" for a reason that is in the data.
+MIN_SIDE = 8
+_FLAT_PROBE = 64  # the flatness check decodes at about this size (JPEG draft)
+
+
+def _problem(path: pathlib.Path):
+    """None if ``path`` is a usable image, else ``"unreadable"``,
+    ``"too small"`` or ``"flat"``."""
     try:
         with Image.open(path) as image:
             image.verify()
-        return True
+        with Image.open(path) as image:
+            if min(image.size) < MIN_SIDE:
+                return "too small"
+            image.draft("RGB", (_FLAT_PROBE, _FLAT_PROBE))  # cheap for JPEG; no-op otherwise
+            image = imageio.to_rgb(image)
+            image.thumbnail((_FLAT_PROBE * 4, _FLAT_PROBE * 4))
+            if all(low == high for low, high in image.getextrema()):
+                return "flat"
+        return None
     except Exception:  # PIL raises many types for corrupt or unknown files
-        return False
+        return "unreadable"
 
 
 def resolve_images(source: Source, name: str = "source") -> List[pathlib.Path]:
-    """The readable image files of ``source`` (a directory, searched
-    recursively, or a list of files). Unreadable files are skipped with one
-    warning that counts them; no readable image at all is an error."""
+    """The usable image files of ``source`` (a directory, searched
+    recursively, or a list of files). Unreadable files, images with a side
+    below :data:`MIN_SIDE` pixels and flat images (one colour) are skipped
+    with one warning per kind that counts them; no usable image at all is an
+    error naming the files that were found."""
     if isinstance(source, (str, os.PathLike)):
         root = pathlib.Path(source)
         if not root.is_dir():
@@ -47,18 +68,72 @@ def resolve_images(source: Source, name: str = "source") -> List[pathlib.Path]:
         raise TypeError(
             f"{name}: expected a directory or a list of image paths, got {type(source).__name__}"
         )
-    readable = [p for p in candidates if _readable(p)]
-    skipped = len(candidates) - len(readable)
-    if skipped:
-        first = next(p for p in candidates if p not in set(readable))
-        warnings.warn(
-            f"{name}: skipped {skipped} unreadable image file(s) in {where} (first: {first})",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    if not readable:
+    problems = {p: _problem(p) for p in candidates}
+    usable = [p for p in candidates if problems[p] is None]
+    for kind, why in (("unreadable", "unreadable image file(s)"),
+                      ("too small", f"image(s) with a side below {MIN_SIDE} pixels"),
+                      ("flat", "flat image(s) (one colour)")):
+        bad = [p for p in candidates if problems[p] == kind]
+        if bad:
+            warnings.warn(f"{name}: skipped {len(bad)} {why} in {where} (first: {bad[0]})",
+                          RuntimeWarning, stacklevel=2)
+    if not candidates or all(problems[p] == "unreadable" for p in candidates):
         raise ValueError(f"{name}: no readable image in {where}")
-    return readable
+    if not usable:
+        listed = ", ".join(f"{p.name} ({problems[p]})" for p in candidates[:5])
+        more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
+        raise ValueError(
+            f"{name}: no usable image in {where}: {listed}{more}; images need sides of at "
+            f"least {MIN_SIDE} pixels and more than one colour"
+        )
+    return usable
+
+
+DEFAULT_CACHE_BYTES = 512 * 2**20
+
+
+def _cache_bytes(cache) -> int:
+    if cache is True:
+        return DEFAULT_CACHE_BYTES
+    if cache is False or cache is None:
+        return 0
+    if isinstance(cache, int) and cache >= 0:
+        return cache
+    raise ValueError(f"cache: expected True, False or a number of bytes >= 0, got {cache!r}")
+
+
+class _ByteBoundedCache:
+    """Decoded RGB images by index, at most ``limit`` bytes (3 per pixel),
+    least recently used evicted first. An image larger than the whole limit
+    is not kept."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.bytes = 0
+        self._items: "collections.OrderedDict[int, Image.Image]" = collections.OrderedDict()
+
+    def get(self, index: int):
+        image = self._items.get(index)
+        if image is not None:
+            self._items.move_to_end(index)
+        return image
+
+    def put(self, index: int, image: Image.Image) -> None:
+        size = _image_bytes(image)
+        if size > self.limit:
+            return
+        while self.bytes + size > self.limit:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= _image_bytes(evicted)
+        self._items[index] = image
+        self.bytes += size
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _image_bytes(image: Image.Image) -> int:
+    return image.width * image.height * len(image.getbands())
 
 
 class ImageDataset:
@@ -71,7 +146,10 @@ class ImageDataset:
         scale: range of the crop's area as a fraction of the image's.
         ratio: range of the crop's aspect ratio (width / height).
         flip: mirror half of the crops horizontally.
-        cache: keep decoded images in memory (worth it for small sets).
+        cache: keep decoded images in memory, least recently used first
+            out, up to a number of bytes: ``True`` for
+            :data:`DEFAULT_CACHE_BYTES` (512 MiB), an int for that many
+            bytes, ``False`` or 0 for none.
         name: what error messages call ``source``.
 
     :meth:`sample` draws a batch with replacement, so fewer images than the
@@ -86,7 +164,7 @@ class ImageDataset:
         scale=(0.5, 1.0),
         ratio=(3 / 4, 4 / 3),
         flip: bool = True,
-        cache: bool = True,
+        cache: Union[bool, int] = True,
         name: str = "source",
     ):
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
@@ -100,17 +178,16 @@ class ImageDataset:
         self.scale = tuple(scale)
         self.ratio = tuple(ratio)
         self.flip = flip
-        self._cache = {} if cache else None
+        self._cache = _ByteBoundedCache(_cache_bytes(cache))
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def _image(self, index: int) -> Image.Image:
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        image = imageio.read_image(self.paths[index])
-        if self._cache is not None:
-            self._cache[index] = image
+        image = self._cache.get(index)
+        if image is None:
+            image = imageio.read_image(self.paths[index])
+            self._cache.put(index, image)
         return image
 
     def _uniform(self, generator: torch.Generator, low: float, high: float) -> float:

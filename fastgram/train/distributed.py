@@ -30,6 +30,20 @@ class DistributedContext:
         dist.all_reduce(value, op=dist.ReduceOp.MIN)
         return bool(value.item() == 1.0)
 
+    def any_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on some rank (one rank's stop request stops all)."""
+        return not self.all_true(not flag)
+
+    def gather(self, value: torch.Tensor) -> list:
+        """Every rank's ``value`` (same shape and dtype on all), on the CPU,
+        in rank order; ``[value]`` without distribution. Collective."""
+        if not self.enabled:
+            return [value]
+        local = value.to(self.device)
+        parts = [torch.empty_like(local) for _ in range(self.world_size)]
+        dist.all_gather(parts, local)
+        return [part.cpu() for part in parts]
+
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` in DistributedDataParallel when distributed, else as is."""
         if not self.enabled:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 import time
@@ -28,6 +29,7 @@ class Reporter:
         self.stream = stream or sys.stderr
         self.show_progress = enabled and not quiet and self.stream.isatty()
         self._writer = _tensorboard_writer(self.out_dir) if enabled and tensorboard else None
+        self.notices: list = []
         self._total = 0
         self._started = time.perf_counter()
 
@@ -48,6 +50,37 @@ class Reporter:
             f"{rate:.2f} it/s {shown}"
         )
         self.stream.flush()
+
+    def notice(self, message: str) -> None:
+        """One line on the stream (stderr), whatever ``quiet`` says: the run
+        does something the user may not expect. Kept in :attr:`notices`."""
+        if not self.enabled:
+            return
+        self.notices.append(message)
+        self.stream.write(f"fastgram: {message}\n")
+        self.stream.flush()
+
+    def forget_after(self, step: int) -> None:
+        """Drop the records of ``metrics.jsonl`` after ``step``: a resumed run
+        repeats those steps and logs them again. A record torn by a kill is
+        dropped too. The file is replaced atomically."""
+        path = self.out_dir / "metrics.jsonl"
+        if not self.enabled or not path.is_file():
+            return
+        kept, dropped = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                keep = int(json.loads(line)["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+            os.replace(tmp, path)
 
     def log(self, step: int, metrics: Dict[str, float]) -> None:
         if not self.enabled:

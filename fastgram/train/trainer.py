@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import pathlib
+import signal
 import time
 import warnings
 from typing import Dict, Optional
@@ -25,7 +26,7 @@ import torch
 
 from fastgram import ops, validation
 from fastgram._version import __version__
-from fastgram.train import checkpoint, distributed, losses, networks, reporting
+from fastgram.train import checkpoint, distributed, interrupts, losses, networks, reporting
 from fastgram.train.config import TrainConfig
 from fastgram.train.data import ImageDataset, Source
 from fastgram.train.ema import EMA
@@ -276,26 +277,40 @@ class Trainer:
         started = time.perf_counter()
         done_here = 0
         try:
-            while self.step_count < total:
-                metrics = self.step()
-                if metrics.get("skipped"):
-                    continue
-                done_here += 1
-                metrics["images_per_s"] = (
-                    done_here * self.config.batch_size * self.dist.world_size
-                    / (time.perf_counter() - started)
-                )
-                step = self.step_count
-                self.reporter.progress(step, metrics)
-                if step % self.config.log_every == 0 or step == total:
-                    self.reporter.log(step, metrics)
-                if step % self.config.sample_every == 0 or step == total:
-                    self.save_samples()
-                if step % self.config.checkpoint_every == 0 or step == total:
-                    self.save_checkpoint()
+            with interrupts.StopRequests() as stops:
+                while self.step_count < total:
+                    metrics = self.step()
+                    # Every rank stops at the same step, whichever got the signal.
+                    if self.dist.any_true(stops.signum is not None):
+                        self._stop(stops.signum)
+                    if metrics.get("skipped"):
+                        continue
+                    done_here += 1
+                    metrics["images_per_s"] = (
+                        done_here * self.config.batch_size * self.dist.world_size
+                        / (time.perf_counter() - started)
+                    )
+                    step = self.step_count
+                    self.reporter.progress(step, metrics)
+                    if step % self.config.log_every == 0 or step == total:
+                        self.reporter.log(step, metrics)
+                    if step % self.config.sample_every == 0 or step == total:
+                        self.save_samples()
+                    if step % self.config.checkpoint_every == 0 or step == total:
+                        self.save_checkpoint()
         finally:
             self.reporter.close()
         return metrics
+
+    def _stop(self, signum: Optional[int]) -> None:
+        """Save at the current step and raise TrainingInterrupted."""
+        signum = signum or signal.SIGTERM  # a peer rank got it
+        path = self.save_checkpoint() or self.out_dir / CHECKPOINT_NAME
+        raise interrupts.TrainingInterrupted(
+            f"interrupted by {signal.Signals(signum).name} at step {self.step_count}; "
+            f"checkpoint saved to {str(path)!r}; continue with --resume (resume=True)",
+            signum, self.step_count,
+        )
 
     @torch.no_grad()
     def save_samples(self) -> Optional[pathlib.Path]:
@@ -311,6 +326,9 @@ class Trainer:
     # -- state --------------------------------------------------------------
 
     def state_dict(self) -> dict:
+        """The whole training state as plain values. Under ``torchrun`` every
+        rank must call it (it gathers each rank's data RNG state)."""
+        data_states = self.dist.gather(self.data_rng.get_state())
         return {
             "format": CHECKPOINT_FORMAT,
             "fastgram_version": __version__,
@@ -324,7 +342,9 @@ class Trainer:
                 "style_encoder_ema": self.style_encoder_ema.shadow.state_dict(),
             },
             "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
-            "rng": {**checkpoint.rng_state(), "data": self.data_rng.get_state()},
+            # Each rank draws its own batches: one data RNG state per rank.
+            "rng": {**checkpoint.rng_state(), "data": data_states[0],
+                    "data_per_rank": data_states},
         }
 
     def load_state(self, state: dict, source="checkpoint") -> None:
@@ -371,13 +391,53 @@ class Trainer:
                 raise ValueError(f"checkpoint: optimizers.{key} in {str(source)!r} does not fit "
                                  f"this run's parameters ({exc})") from None
         self.step_count = step
+        self._apply_changed_settings(saved)
         checkpoint.set_rng_state(rng)
-        self.data_rng.set_state(rng["data"])
+        self.data_rng.set_state(self._data_rng_state(rng))
+        # Steps after the checkpoint are run again: their old records go.
+        self.reporter.forget_after(step)
+
+    def _data_rng_state(self, rng: dict) -> torch.Tensor:
+        """This rank's own data RNG state. A checkpoint from a run with
+        another number of ranks (or from before per-rank states were saved,
+        under torchrun) cannot give one: each rank then starts a fresh
+        stream of its own, derived from the seed, the step and the rank."""
+        per_rank = rng.get("data_per_rank")
+        if isinstance(per_rank, list) and len(per_rank) == self.dist.world_size:
+            return per_rank[self.dist.rank]
+        if not self.dist.enabled:
+            return rng["data"]
+        self.reporter.notice(
+            f"resume: the checkpoint holds the data order of {len(per_rank or [1])} rank(s), "
+            f"this run has {self.dist.world_size}; each rank starts a fresh data order"
+        )
+        seed = self.config.seed * 1000 + self.dist.rank + 7919 * int(self.step_count)
+        return torch.Generator().manual_seed(seed).get_state()
+
+    def _apply_changed_settings(self, saved: TrainConfig) -> None:
+        """Settings given for the resumed run that differ from the saved
+        ones are applied from now on, with a notice listing them (the
+        optimiser state loaded from the checkpoint carries the old learning
+        rates and betas, so those are set again here)."""
+        old, new = saved.to_dict(), self.config.to_dict()
+        changed = [k for k in new if k != "steps" and old.get(k) != new[k]]
+        for group in self.opt_g.param_groups:
+            group["lr"], group["betas"] = self.config.lr, self.config.betas
+        for group in self.opt_d.param_groups:
+            group["lr"], group["betas"] = self.config.lr_d or self.config.lr, self.config.betas
+        if changed:
+            shown = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            note = ""
+            if "seed" in changed:
+                note = " (seed: the random state is restored from the checkpoint)"
+            self.reporter.notice(f"resume: settings changed since the checkpoint, applied from "
+                                 f"step {self.step_count + 1} on: {shown}{note}")
 
     def save_checkpoint(self) -> Optional[pathlib.Path]:
+        state = self.state_dict()  # on every rank: it is collective
         if not self.is_main:
             return None
-        return checkpoint.save(self.state_dict(), self.out_dir / CHECKPOINT_NAME)
+        return checkpoint.save(state, self.out_dir / CHECKPOINT_NAME)
 
 
 def _grad_norm(parameters) -> float:
