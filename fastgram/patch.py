@@ -61,7 +61,27 @@ def _instance_norm_verdict(module: torch.nn.Module):
             "track_running_stats=True: uses and updates running statistics, "
             "which fastgram's fused op does not"
         )
+    if not module.eps > 0:
+        return (
+            f"eps={module.eps}: fastgram's op needs eps > 0 (a constant channel would "
+            "divide by zero), so torch's own module is kept"
+        )
     return None
+
+
+def _custom_norm_reason(module: torch.nn.Module):
+    """Why a module of the user's own norm-like class (its name contains
+    "Norm", and it is neither torch's nor fastgram's) is left alone, so the
+    report shows it was seen; None for any other module."""
+    cls = type(module)
+    if "Norm" not in cls.__name__ or isinstance(module, torch.nn.InstanceNorm2d):
+        return None
+    if cls.__module__.split(".")[0] in ("torch", "fastgram"):
+        return None
+    return (
+        f"{cls.__qualname__} looks like a norm layer but is not a torch.nn.InstanceNorm2d; "
+        "fastgram swaps only those"
+    )
 
 
 def patch(model: torch.nn.Module, instance_norm: bool = True) -> PatchReport:
@@ -76,7 +96,9 @@ def patch(model: torch.nn.Module, instance_norm: bool = True) -> PatchReport:
 
     Returns:
         A :class:`PatchReport` naming every swapped module and every
-        ``InstanceNorm2d`` left alone, with the reason.
+        ``InstanceNorm2d`` left alone (subclasses, running statistics,
+        ``eps=0``), with the reason, and the modules of the model's own
+        norm-like classes (name containing "Norm"), which are never swapped.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -87,6 +109,9 @@ def patch(model: torch.nn.Module, instance_norm: bool = True) -> PatchReport:
     if instance_norm:
         for name, module in model.named_modules(remove_duplicate=True):
             if not isinstance(module, torch.nn.InstanceNorm2d):
+                custom = _custom_norm_reason(module)
+                if custom is not None:
+                    skipped.append((name, custom))
                 continue
             reason = _instance_norm_verdict(module)
             if reason is not None:

@@ -295,3 +295,32 @@ def test_readme_swap_of_a_hand_written_gram_and_style_loss(gen):
     assert_close(after, before, RTOL, "style loss")
     for y in features:
         assert_close(ops.gram_matrix(y), hand_written_gram(y), RTOL, "gram")
+
+
+def test_eps_zero_is_left_alone_and_reported():
+    model = torch.nn.Sequential(torch.nn.InstanceNorm2d(4, eps=0.0), torch.nn.InstanceNorm2d(4))
+    report = fastgram.patch(model)
+    assert report.swapped == ("1",)
+    assert type(model[0]) is torch.nn.InstanceNorm2d
+    assert dict(report.skipped)["0"].startswith("eps=0.0: fastgram's op needs eps > 0")
+    x = torch.rand(2, 4, 5, 5)
+    assert torch.equal(model[0](x), torch.nn.functional.instance_norm(x, eps=0.0))
+
+
+def test_custom_norm_like_classes_are_listed_as_left_untouched():
+    class PixelNorm(torch.nn.Module):
+        def forward(self, x):
+            return x / x.pow(2).mean(1, keepdim=True).add(1e-8).sqrt()
+
+    class FancyNormalization(torch.nn.GroupNorm):
+        pass
+
+    model = torch.nn.Sequential(PixelNorm(), FancyNormalization(2, 4), torch.nn.BatchNorm2d(4),
+                                torch.nn.LayerNorm(4), torch.nn.InstanceNorm2d(4))
+    report = fastgram.patch(model)
+    reasons = dict(report.skipped)
+    assert report.swapped == ("4",)
+    assert sorted(reasons) == ["0", "1"]  # torch's own BatchNorm/LayerNorm are not listed
+    assert "PixelNorm looks like a norm layer" in reasons["0"]
+    assert "FancyNormalization looks like a norm layer" in reasons["1"]
+    assert "left    0: " in str(report)
