@@ -324,3 +324,15 @@ def test_custom_norm_like_classes_are_listed_as_left_untouched():
     assert "PixelNorm looks like a norm layer" in reasons["0"]
     assert "FancyNormalization looks like a norm layer" in reasons["1"]
     assert "left    0: " in str(report)
+
+
+def test_drop_in_refuses_one_spatial_position_like_torch():
+    x = torch.randn(2, 4, 1, 1)
+    torch_norm = torch.nn.InstanceNorm2d(4)
+    with pytest.raises(ValueError, match="more than 1 spatial element"):
+        torch_norm(x)
+    fastgram.patch(torch_norm)
+    for mode in (torch_norm.train, torch_norm.eval):
+        mode()
+        with pytest.raises(ValueError, match="more than 1 spatial element"):
+            torch_norm(x)

@@ -29,6 +29,12 @@ class InstanceNorm2d(torch.nn.InstanceNorm2d):
                 f"input: expected {self.num_features} channels (num_features), "
                 f"got shape {tuple(input.shape)}"
             )
+        if input.shape[2] * input.shape[3] == 1:
+            # torch refuses statistics of a single position (they would
+            # normalise everything to zero); so does the drop-in
+            raise ValueError(
+                f"input: expected more than 1 spatial element, got input size {tuple(input.shape)}"
+            )
         return ops.instance_norm(input, self.weight, self.bias, self.eps)
 
 
