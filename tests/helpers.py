@@ -88,3 +88,22 @@ def poisoned_memory():
     finally:
         torch.use_deterministic_algorithms(saved[0])
         torch.utils.deterministic.fill_uninitialized_memory = saved[1]
+
+
+def run_two_ranks(script_text: str, tmp_path, marker: str) -> None:
+    """Run ``script_text`` under torchrun with 2 gloo ranks (argument: a run
+    folder in ``tmp_path``) and check it succeeded and printed ``marker``."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "two_ranks.py"
+    script.write_text(script_text)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert marker in result.stdout, result.stdout[-3000:]

@@ -3,8 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import textwrap
 
@@ -14,6 +12,7 @@ import torch
 from fastgram import cli, data
 from fastgram.train import TrainConfig, Trainer, checkpoint
 from fastgram.train.interrupts import TrainingInterrupted
+from helpers import run_two_ranks
 
 CONTENT = [data.image_path(name) for name in data.CONTENT_IMAGES]
 STYLE = [data.image_path(name) for name in data.STYLE_IMAGES]
@@ -175,13 +174,4 @@ DISTRIBUTED_RESUME = textwrap.dedent(
 
 @pytest.mark.slow
 def test_distributed_resume_gives_every_rank_its_own_data_order(tmp_path):
-    script = tmp_path / "resume_ddp.py"
-    script.write_text(DISTRIBUTED_RESUME)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "RANKS_DRAW_THEIR_OWN" in result.stdout
+    run_two_ranks(DISTRIBUTED_RESUME, tmp_path, "RANKS_DRAW_THEIR_OWN")

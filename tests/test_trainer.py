@@ -1,9 +1,6 @@
 """The trainer on tiny settings: updates, exact resume, non-finite losses,
 distributed runs and backend equivalence."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -12,6 +9,7 @@ import torch
 import fastgram
 from fastgram import data
 from fastgram.train import TrainConfig, Trainer, TrainingDiverged, checkpoint, losses
+from helpers import run_two_ranks
 
 CONTENT = [data.image_path(name) for name in data.CONTENT_IMAGES]
 STYLE = [data.image_path(name) for name in data.STYLE_IMAGES]
@@ -156,16 +154,7 @@ DISTRIBUTED_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_two_process_distributed_run_keeps_ranks_identical(tmp_path):
-    script = tmp_path / "train_ddp.py"
-    script.write_text(DISTRIBUTED_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "RANKS_IDENTICAL 2" in result.stdout
+    run_two_ranks(DISTRIBUTED_SCRIPT, tmp_path, "RANKS_IDENTICAL 2")
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     checkpoint.load(tmp_path / "run" / "checkpoint.pt")
 
