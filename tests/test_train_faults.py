@@ -157,6 +157,7 @@ DISTRIBUTED_RESUME = textwrap.dedent(
                          num_scales=1, vgg_weights=None, sample_every=100, checkpoint_every=100)
     first = Trainer(config, contents, styles, sys.argv[1], quiet=True)
     first.fit(2)
+    dist.barrier()  # rank 0's final checkpoint is written before anyone resumes from it
     own = first.data_rng.get_state()
     resumed = Trainer(config, contents, styles, sys.argv[1], quiet=True, resume=True)
     assert resumed.step_count == 2
