@@ -117,6 +117,7 @@ COMMANDS: list = [
     _subcommand("train"),
     _subcommand("stylize"),
     _subcommand("demo"),
+    _subcommand("evaluate"),
 ]
 
 
