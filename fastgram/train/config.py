@@ -15,6 +15,8 @@ from fastgram.train.losses import ADVERSARIAL_LOSSES
 # need 2**4 pixels (StyleEncoder.min_size; the generator needs less).
 MIN_SIZE = 16
 
+STYLE_ENCODERS = ("learned", "vgg")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -34,6 +36,10 @@ class TrainConfig:
     n_res_blocks: int = 4
     num_scales: int = 2
     spectral_norm: bool = False
+    # "vgg": a style MLP on the frozen VGG19's channel statistics (styles
+    # never seen in training get sensible codes); "learned": MUNIT's
+    # convolutional style encoder trained from scratch.
+    style_encoder: str = "learned"
     # optimisation
     lr: float = 2e-4
     lr_d: Optional[float] = None  # discriminator; None: same as lr
@@ -48,10 +54,15 @@ class TrainConfig:
     style_weight: float = 3e-5
     style_rec_weight: float = 1.0
     r1_gamma: float = 0.0
+    # Total variation of the output (mean |dx| + |dy|): penalises the
+    # high-frequency patterns VGG losses cannot see.
+    tv_weight: float = 0.0
     content_layers: Tuple[str, ...] = ("relu4_1",)
     style_layers: Tuple[str, ...] = DEFAULT_LAYERS
     style_layer_weights: Optional[Tuple[float, ...]] = None
     vgg_weights: Optional[str] = "imagenet"
+    # data: strength in [0, 1] of the random palette change of style crops
+    style_augment: float = 0.0
     # run
     steps: int = 1000
     seed: int = 0
@@ -75,7 +86,7 @@ class TrainConfig:
         if self.size % 4:
             raise ValueError(f"size: expected a multiple of 4 (the generator's stride), got {self.size}")
         for name in ("lr", "adv_weight", "content_weight", "style_weight", "style_rec_weight",
-                     "r1_gamma", "ema_decay"):
+                     "r1_gamma", "tv_weight", "ema_decay"):
             validation.non_negative(getattr(self, name), name)
         validation.positive(self.lr, "lr")
         if self.lr_d is not None:
@@ -86,6 +97,8 @@ class TrainConfig:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
         validation.one_of(self.adv_loss, "adv_loss", ADVERSARIAL_LOSSES)
+        validation.one_of(self.style_encoder, "style_encoder", STYLE_ENCODERS)
+        validation.in_unit_interval(self.style_augment, "style_augment")
         self.content_layers = _layers(self.content_layers, "content_layers")
         self.style_layers = _layers(self.style_layers, "style_layers")
         if self.style_layer_weights is not None:

@@ -128,3 +128,12 @@ def style_reconstruction_loss(code_of_output: torch.Tensor, code: torch.Tensor) 
     """``mean(|E(G(c, s)) - s|)``: the style encoder must recover from the
     output the code the output was generated with."""
     return F.l1_loss(code_of_output, code.detach())
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """``mean|x[..., i+1, :] - x[..., i, :]| + mean|x[..., :, j+1] - x[..., :, j]|``
+    of (B, C, H, W) images."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError("images: expected a (B, C, H, W) tensor")
+    return ((images[:, :, 1:] - images[:, :, :-1]).abs().mean()
+            + (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastgram.models import Discriminator, Generator, StyleEncoder
+import torch
+
+from fastgram.models import Discriminator, Generator, StyleEncoder, VGGStyleEncoder
 from fastgram.nn import InstanceNorm2d, VGG19Features
 from fastgram.train.config import TrainConfig
 
@@ -11,7 +13,9 @@ def build_generator(config: TrainConfig) -> Generator:
     return Generator(3, 3, config.ngf, style_dim=config.style_dim, n_res_blocks=config.n_res_blocks)
 
 
-def build_style_encoder(config: TrainConfig) -> StyleEncoder:
+def build_style_encoder(config: TrainConfig) -> torch.nn.Module:
+    if config.style_encoder == "vgg":
+        return VGGStyleEncoder(config.style_dim, vgg_weights=config.vgg_weights)
     return StyleEncoder(3, config.style_dim, ndf=config.ngf)
 
 
@@ -34,5 +38,6 @@ def build_vgg(config: TrainConfig) -> VGG19Features:
 
 def architecture(config: TrainConfig) -> dict:
     """The configuration fields that decide the saved networks' shapes."""
-    fields = ("style_dim", "ngf", "ndf", "n_res_blocks", "num_scales", "spectral_norm")
+    fields = ("style_dim", "style_encoder", "ngf", "ndf", "n_res_blocks", "num_scales",
+              "spectral_norm")
     return {name: getattr(config, name) for name in fields}

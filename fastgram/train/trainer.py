@@ -5,7 +5,7 @@ generates, updates the discriminator (real = style images, fake = outputs),
 then updates the generator and the style encoder on
 
     adv_weight * L_adv + content_weight * L_content + style_weight * L_style
-    + style_rec_weight * L_style_rec
+    + style_rec_weight * L_style_rec + tv_weight * L_tv
 
 (see :mod:`fastgram.train.losses`). EMA copies of the generator and the
 style encoder make the samples and are what :class:`StyleTransferGAN`
@@ -26,7 +26,8 @@ import torch
 
 from fastgram import ops, validation
 from fastgram._version import __version__
-from fastgram.train import checkpoint, distributed, interrupts, losses, networks, reporting
+from fastgram.train import (augment, checkpoint, distributed, interrupts, losses, networks,
+                            reporting)
 from fastgram.train.config import TrainConfig
 from fastgram.train.data import ImageDataset, Source
 from fastgram.train.ema import EMA
@@ -171,7 +172,8 @@ class Trainer:
         """
         cfg = self.config
         content = self.content_data.sample(cfg.batch_size, self.data_rng).to(self.device)
-        style = self.style_data.sample(cfg.batch_size, self.data_rng).to(self.device)
+        style = self.style_data.sample(cfg.batch_size, self.data_rng)
+        style = augment.colour_jitter(style, self.data_rng, cfg.style_augment).to(self.device)
 
         with self._autocast():
             code = self._e(style)
@@ -206,11 +208,13 @@ class Trainer:
                 cfg.style_layer_weights,
             )
             rec = losses.style_reconstruction_loss(self._e_again(fake), code)
+            tv = losses.total_variation(fake) if cfg.tv_weight else torch.zeros((), device=fake.device)
             loss_g = (
                 cfg.adv_weight * adv
                 + cfg.content_weight * content_term
                 + cfg.style_weight * style_term
                 + cfg.style_rec_weight * rec
+                + cfg.tv_weight * tv
             )
 
         metrics = {
@@ -220,6 +224,7 @@ class Trainer:
             "content": content_term.item(),
             "style": style_term.item(),
             "style_rec": rec.item(),
+            "tv": tv.item(),
             "r1": r1.item(),
         }
         if not self.dist.all_true(all(math.isfinite(v) for v in metrics.values())):
