@@ -9,7 +9,8 @@ not a choice); ``backend="reference"`` still selects the readable ground truth.
 The numerics are fastgram's (see :mod:`fastgram.backends.reference`):
 ``torch.nn.functional.instance_norm`` uses the same statistics (biased
 variance, eps inside the square root), and float16/bfloat16 inputs are
-computed in float32. They differ from the reference only in being written
+computed in float32, under autocast too (the Gram products run outside it,
+:func:`fastgram.backends.reference.outside_autocast`). They differ from the reference only in being written
 for speed (no redundant conversions, fused PyTorch calls).
 """
 
@@ -34,7 +35,8 @@ def gram_matrix(x, scale) -> torch.Tensor:
     """``scale * F @ F^T``: one bmm, scaled in place (bmm's backward does not
     need its output)."""
     f = _in_compute_dtype(x.flatten(2))
-    g = torch.bmm(f, f.transpose(1, 2)).mul_(scale)
+    with reference.outside_autocast(x.device):
+        g = torch.bmm(f, f.transpose(1, 2)).mul_(scale)
     return g if g.dtype == x.dtype else g.to(x.dtype)
 
 
@@ -43,7 +45,8 @@ def style_loss(features, targets, weights, scales) -> torch.Tensor:
     total = None
     for f, t, w, s in zip(features, targets, weights, scales):
         flat = _in_compute_dtype(f.flatten(2))
-        gram = torch.bmm(flat, flat.transpose(1, 2)).mul_(s)
+        with reference.outside_autocast(f.device):
+            gram = torch.bmm(flat, flat.transpose(1, 2)).mul_(s)
         term = F.mse_loss(gram, t.to(gram.dtype).expand_as(gram)) * w
         total = term if total is None else total + term
     return total

@@ -10,7 +10,9 @@ the same signatures.
 
 Precision: float16 and bfloat16 inputs are computed in float32 and the result
 is cast back to the input dtype (losses stay float32); float32 and float64
-are computed in their own dtype.
+are computed in their own dtype. Autocast does not change this: the Gram
+products run outside it (:func:`outside_autocast`), as the fused kernels of
+the other backends, which autocast never sees, do.
 
 Statistics convention (instance norm and AdaIN alike): per sample and
 channel over the spatial positions, mean ``mu`` and *biased* variance
@@ -20,6 +22,7 @@ channel over the spatial positions, mean ``mu`` and *biased* variance
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional, Sequence
 
 import torch
@@ -31,6 +34,19 @@ from fastgram.backends import OpImpl
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype arithmetic runs in for inputs of ``dtype``."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def outside_autocast(device: torch.device):
+    """A context in which matmuls on ``device`` run in their inputs' dtype.
+
+    The fused Gram and style-loss kernels have no autocast rule, so under
+    autocast they still compute from the input dtype (fp32 accumulation);
+    ``torch.bmm`` would be cast to the autocast dtype instead. The plain
+    PyTorch paths step out of autocast, so every backend computes alike."""
+    kind = device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _channel_stats(x: torch.Tensor):
@@ -61,7 +77,9 @@ def activate(y: torch.Tensor, activation: Optional[str], negative_slope: float):
 def gram_matrix(x: torch.Tensor, scale: float) -> torch.Tensor:
     """``scale * F @ F^T`` per sample, F = x viewed as (B, C, N)."""
     f = x.flatten(2).to(compute_dtype(x.dtype))
-    return (torch.bmm(f, f.transpose(1, 2)) * scale).to(x.dtype)
+    with outside_autocast(x.device):
+        g = torch.bmm(f, f.transpose(1, 2))
+    return (g * scale).to(x.dtype)
 
 
 def style_loss(
@@ -75,7 +93,8 @@ def style_loss(
     for f, t, w, s in zip(features, targets, weights, scales):
         cdt = compute_dtype(f.dtype)
         flat = f.flatten(2).to(cdt)
-        gram = torch.bmm(flat, flat.transpose(1, 2)) * s
+        with outside_autocast(f.device):
+            gram = torch.bmm(flat, flat.transpose(1, 2)) * s
         diff = gram - t.to(cdt)
         term = w * (diff * diff).mean()
         total = term if total is None else total + term

@@ -39,7 +39,9 @@ def gram_matrix(
 
     Returns:
         (B, C, C) tensor in the dtype of ``x``. float16/bfloat16 inputs are
-        accumulated in float32.
+        accumulated in float32, on every backend and under autocast too
+        (autocast does not lower the product: a float32 ``x`` gives a
+        float32 Gram computed in float32).
     """
     validation.tensor(x, "x", (3, 4))
     s = resolve_scale(x, normalize, scale)

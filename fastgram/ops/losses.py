@@ -72,6 +72,10 @@ def style_loss(
     Returns:
         A scalar: float32 for float16/bfloat16 features, else their dtype.
         The mean runs over all B * C_l * C_l entries of layer l.
+
+    Precision: computed from the features' dtype on every backend, under
+    autocast too (autocast does not lower the Gram products): float32
+    accumulation for float16/bfloat16 features, else their own dtype.
     """
     feats = validation.tensor_list(features, "features")
     targs = validation.tensor_list(targets, "targets")
