@@ -20,7 +20,7 @@ def _layer_weights(weights, count: int) -> list:
             raise ValueError(
                 f"weights: expected a 1-dimensional tensor, got shape {tuple(weights.shape)}"
             )
-        weights = weights.tolist()
+        weights = weights.detach().tolist()
     if not isinstance(weights, (list, tuple)):
         raise TypeError(
             f"weights: expected a sequence of numbers or a 1-D tensor, got {type(weights).__name__}"
@@ -28,6 +28,10 @@ def _layer_weights(weights, count: int) -> list:
     if len(weights) != count:
         raise ValueError(f"weights: expected {count} weights (one per layer), got {len(weights)}")
     return [validation.real_number(w, f"weights[{i}]") for i, w in enumerate(weights)]
+
+
+def _weights_need_grad(weights) -> bool:
+    return isinstance(weights, torch.Tensor) and weights.requires_grad and torch.is_grad_enabled()
 
 
 def _check_layer(f: torch.Tensor, t: torch.Tensor, i: int, first: torch.Tensor) -> None:
@@ -53,7 +57,7 @@ def _check_layer(f: torch.Tensor, t: torch.Tensor, i: int, first: torch.Tensor) 
 def style_loss(
     features: TensorOrList,
     targets: TensorOrList,
-    weights: Optional[Sequence[float]] = None,
+    weights: Optional[Union[Sequence[float], torch.Tensor]] = None,
     normalize: bool = True,
     *,
     backend: Optional[str] = None,
@@ -65,7 +69,11 @@ def style_loss(
             or (B, C_l, N_l); all of one dtype and device.
         targets: the matching target Gram matrices, each (C_l, C_l)
             (broadcast over the batch) or (B, C_l, C_l).
-        weights: one number per layer (default 1 each); any finite values.
+        weights: one number per layer (default 1 each), or a 1-D tensor of
+            them; any finite values. A tensor that requires grad gets its
+            gradient, ``d loss / d w_l = mean((gram(F_l) - T_l)^2)``: the
+            layers then run as one backend call each and are weighted
+            outside the kernels.
         normalize: Gram normalisation as in :func:`gram_matrix`.
         backend: see :func:`gram_matrix`.
 
@@ -90,6 +98,14 @@ def style_loss(
     scales = [resolve_scale(f, normalize, None) for f in feats]
     args = (feats, targs, layer_weights, scales)
     impl = dispatch.select("style_loss", feats[0].device, args, backend)
+    if _weights_need_grad(weights):
+        # The fused operators take the weights as numbers (no gradient), so
+        # each layer's loss comes from the backend with weight 1 and the
+        # weighted sum is taken here, where autograd sees the weights.
+        per_layer = torch.stack([
+            impl([f], [t], [1.0], [s]) for f, t, s in zip(feats, targs, scales)
+        ])
+        return (per_layer * weights.to(per_layer.device, per_layer.dtype)).sum()
     return impl(*args)
 
 
