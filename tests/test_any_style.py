@@ -108,3 +108,16 @@ def test_vgg_style_encoder_trains_resumes_exactly_and_round_trips(tmp_path):
     content = torch.rand(1, 3, 32, 32)
     style = torch.rand(1, 3, 40, 48)
     torch.testing.assert_close(saved.stylize(content, style=style), gan.stylize(content, style=style))
+
+
+def test_trainer_feeds_the_style_encoder_its_own_vgg_passes_with_the_same_result(tmp_path):
+    config = TrainConfig(**{**TINY, "vgg_weights": "imagenet"})
+    trainer = Trainer(config, CONTENT, STYLE, tmp_path, quiet=True)
+    assert trainer._shared_statistics
+    style = trainer.style_data.sample(2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        shared = trainer._style_code(trainer.style_encoder, style, trainer.vgg(style))
+        own = trainer.style_encoder(style)
+    torch.testing.assert_close(shared, own)
+    assert not Trainer(TrainConfig(**TINY), CONTENT, STYLE, tmp_path / "b",
+                       quiet=True)._shared_statistics

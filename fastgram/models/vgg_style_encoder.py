@@ -109,12 +109,21 @@ class VGGStyleEncoder(torch.nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and image.requires_grad):
             return channel_statistics(self.vgg(image.float()))
 
-    def encode_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
-        """Style codes of precomputed :meth:`statistics`."""
-        return self.mlp(torch.log1p(statistics))
+    @property
+    def statistics_width(self) -> int:
+        return self.mlp[0].in_features
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encode_statistics(self.statistics(image))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Style codes (B, style_dim) of images (B, 3, H, W), or of their
+        precomputed :meth:`statistics` (B, :attr:`statistics_width`) (a
+        trainer that already ran the same VGG19 passes those)."""
+        validation.tensor(x, "x", (2, 4))
+        if x.dim() == 4:
+            x = self.statistics(x)
+        elif x.shape[1] != self.statistics_width:
+            raise ValueError(f"x: expected statistics of width {self.statistics_width}, "
+                             f"got shape {tuple(x.shape)}")
+        return self.mlp(torch.log1p(x.float()))
 
     def extra_repr(self) -> str:
         return f"layers={list(self.layers)}, vgg_weights={self.vgg.weights!r}"

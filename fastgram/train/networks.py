@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from fastgram.models import Discriminator, Generator, StyleEncoder, VGGStyleEncoder
+from fastgram.models.vgg_style_encoder import STATISTICS_LAYERS
 from fastgram.nn import InstanceNorm2d, VGG19Features
 from fastgram.train.config import TrainConfig
 
@@ -32,8 +33,19 @@ def build_discriminator(config: TrainConfig) -> Discriminator:
 
 
 def build_vgg(config: TrainConfig) -> VGG19Features:
-    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+    layers = config.content_layers + config.style_layers
+    if shares_style_statistics(config):
+        layers += STATISTICS_LAYERS
+    layers = tuple(dict.fromkeys(layers))
     return VGG19Features(layers=layers, weights=config.vgg_weights)
+
+
+def shares_style_statistics(config: TrainConfig) -> bool:
+    """Whether the loss network's VGG19 passes can feed the style encoder
+    (it is the VGG-statistics one on the same weights): training then runs
+    no VGG pass of its own for it. Random weights (``vgg_weights=None``) are
+    drawn separately for the two, so they do not share."""
+    return config.style_encoder == "vgg" and config.vgg_weights is not None
 
 
 def architecture(config: TrainConfig) -> dict:

@@ -28,6 +28,7 @@ from fastgram import ops, validation
 from fastgram._version import __version__
 from fastgram.train import (augment, checkpoint, distributed, interrupts, losses, networks,
                             reporting)
+from fastgram.models.vgg_style_encoder import STATISTICS_LAYERS, channel_statistics
 from fastgram.train.config import TrainConfig
 from fastgram.train.data import ImageDataset, Source
 from fastgram.train.ema import EMA
@@ -135,6 +136,7 @@ class Trainer:
         self._e_again = maybe_compile(self.style_encoder) if self.dist.enabled else self._e
         self._d_again = maybe_compile(self.discriminator) if self.dist.enabled else self._d
         self._vgg = maybe_compile(self.vgg)
+        self._shared_statistics = networks.shares_style_statistics(config)
 
         sample_rng = torch.Generator().manual_seed(config.seed + 7)
         count = min(4, config.batch_size)
@@ -159,6 +161,13 @@ class Trainer:
         with torch.no_grad():
             return {k: ops.gram_matrix(style_features[k].float()) for k in self.config.style_layers}
 
+    def _style_code(self, encoder, images: torch.Tensor, features) -> torch.Tensor:
+        """``encoder``'s codes of ``images``, from the loss network's VGG19
+        ``features`` of them when the encoder takes those statistics."""
+        if features is None or not self._shared_statistics:
+            return encoder(images)
+        return encoder(channel_statistics([features[k] for k in STATISTICS_LAYERS]))
+
     def step(self) -> Dict[str, float]:
         """One discriminator update and one generator + style-encoder update.
 
@@ -175,8 +184,12 @@ class Trainer:
         style = self.style_data.sample(cfg.batch_size, self.data_rng)
         style = augment.colour_jitter(style, self.data_rng, cfg.style_augment).to(self.device)
 
+        style_features = None
         with self._autocast():
-            code = self._e(style)
+            if self._shared_statistics:
+                with torch.no_grad():
+                    style_features = self._vgg(style)
+            code = self._style_code(self._e, style, style_features)
             fake = self._g(content, code)
 
         # Discriminator: real and fake in one forward pass.
@@ -199,7 +212,8 @@ class Trainer:
             out_features = self._vgg(fake)
             with torch.no_grad():
                 content_features = self._vgg(content)
-                style_features = self._vgg(style)
+                if style_features is None:
+                    style_features = self._vgg(style)
             content_term = losses.content_loss(out_features, content_features, cfg.content_layers)
             style_term = losses.style_loss(
                 {k: v.float() for k, v in out_features.items()},
@@ -207,7 +221,8 @@ class Trainer:
                 cfg.style_layers,
                 cfg.style_layer_weights,
             )
-            rec = losses.style_reconstruction_loss(self._e_again(fake), code)
+            rec = losses.style_reconstruction_loss(
+                self._style_code(self._e_again, fake, out_features), code)
             tv = losses.total_variation(fake) if cfg.tv_weight else torch.zeros((), device=fake.device)
             loss_g = (
                 cfg.adv_weight * adv
