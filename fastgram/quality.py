@@ -30,7 +30,7 @@ Images are RGB tensors in [0, 1], (3, H, W) or (1, 3, H, W). The metrics
   side that is not a multiple of ``p`` still finds it) divided by the median
   of ``A`` over the 9 x 9 bins around it less those 3 x 3 (indices wrap, as
   the spectrum does); the score is the largest ratio. Natural photos score
-  about 10-20; a faint dot lattice raises it into the hundreds.
+  about 2-6 at 512 px; a faint dot lattice (amplitude 0.03) raises it to 35-650.
 
 :func:`evaluate` resizes each content image to ``long_side`` on its longer
 side, stylises it at that size, resizes the style to the output's pixel
@@ -282,7 +282,7 @@ def histogram_distance(image: torch.Tensor, style: torch.Tensor, *,
 def lattice_score(image: torch.Tensor, *, period: int = LATTICE_PERIOD) -> float:
     """The largest ratio of a period-``period`` lattice peak in the luminance
     spectrum to the median of the spectrum around it (see the module's
-    docstring); natural photos score about 10-20."""
+    docstring); natural photos score about 2-6 at 512 px."""
     validation.integer(period, "period", minimum=2)
     image = _image(image, "image", min_side=LATTICE_WINDOW)
     height, width = image.shape[2:]
