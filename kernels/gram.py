@@ -43,7 +43,11 @@ full IEEE fp32 products unless PyTorch itself allows TF32 for matmuls
 the reference op: halving the bytes written matters for the memory-bound
 layers, and a bf16 Gram fed on to PyTorch code is what users of bmm expect.
 Inside the fused style loss nothing is rounded before the loss: G - T is
-formed in fp32 in registers, and the loss is float32 for half inputs.
+formed in fp32 in registers, and the loss is float32 for half inputs. The
+backward's tensor-core product takes M in the features' dtype; for fp16 M is
+first scaled into fp16's range by a power of two (and dF unscaled after), so
+the M of an unnormalised Gram, far beyond 65504, neither overflows nor, when
+tiny, drops into the subnormals.
 
 The launchers allocate outputs and launch through
 :func:`fastgram.kernels.common.launch`; they know nothing of autograd (see
@@ -252,6 +256,22 @@ def _gram_split_reduce_kernel(
     )
 
 
+@triton.jit
+def _fp16_range_scale(bound):
+    """(2**k, 2**-k) with 2**k * bound < 2**15: M * 2**k rounds to a finite
+    fp16 (max 65504) with a factor 2 to spare, and entries down to 2**-28
+    of the largest stay normal. Built from fp32 exponent bits (exact, no
+    transcendental); k is clamped to fp32's normal range: a zero bound gives
+    the largest k (M is 0 anyway), an inf/NaN one the smallest (the result
+    is inf/NaN, as M is)."""
+    bits = bound.to(tl.float32).to(tl.int32, bitcast=True)
+    exponent = ((bits >> 23) & 0xFF) - 127
+    k = tl.minimum(tl.maximum(14 - exponent, -126), 126)
+    up = ((k + 127) << 23).to(tl.float32, bitcast=True)
+    down = ((127 - k) << 23).to(tl.float32, bitcast=True)
+    return up, down
+
+
 # What the backward kernel multiplies F by, built per tile from its input A.
 A_SUM_TRANSPOSE = 0  # M = A + A^T: A is the Gram's upstream gradient dG
 A_AS_IS = 1  # M = A: A is the style loss's stored 2 G - T - T^T
@@ -264,15 +284,21 @@ def _gram_backward_kernel(
     t_ptr, stride_tb, stride_ti, stride_tj,
     f_ptr, stride_fb, stride_fc, stride_fn,
     df_ptr, stride_db, stride_dc, stride_dn,
-    g_ptr, C, N, coef_hi, coef_lo,
-    A_MODE: tl.constexpr, HAS_GRAD_SCALE: tl.constexpr,
+    g_ptr, bound_ptr, C, N, coef_hi, coef_lo,
+    A_MODE: tl.constexpr, HAS_GRAD_SCALE: tl.constexpr, SCALE_M: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr,
     PRECISION: tl.constexpr, USE_DOT: tl.constexpr, UPCAST: tl.constexpr,
     FP64: tl.constexpr,
 ):
     """Grid (row blocks, position blocks, B): dF = coef * M F, M from A per
     A_MODE, coef times the scalar at g_ptr when HAS_GRAD_SCALE. Row blocks
-    vary fastest so programs sharing a block of F run together."""
+    vary fastest so programs sharing a block of F run together.
+
+    SCALE_M (fp16 features): M is scaled by a power of two before it is
+    rounded to fp16 for the tensor-core product, and dF unscaled after, so
+    that an unnormalised Gram's M (far beyond fp16's 65504) stays finite and
+    a tiny one stays out of the subnormals; ``bound_ptr`` holds a bound of
+    max |M|. Powers of two scale exactly, so nothing else changes."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     b = tl.program_id(2)
@@ -289,6 +315,8 @@ def _gram_backward_kernel(
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    if SCALE_M:
+        m_up, m_down = _fp16_range_scale(tl.load(bound_ptr))
     for j0 in range(0, C, BLOCK_J):
         j = (j0 + js).to(tl.int64)
         m_ok = row_ok & ((j0 + js)[None, :] < C)
@@ -310,13 +338,18 @@ def _gram_backward_kernel(
                 acc = tl.dot(m.to(tl.float32), f.to(tl.float32), acc, input_precision=PRECISION)
             else:
                 # half inputs: M is rounded to F's dtype so the product runs
-                # on tensor cores; fp32 inputs keep M in fp32
+                # on tensor cores (fp16 within its range, see SCALE_M); fp32
+                # inputs keep M in fp32
+                if SCALE_M:
+                    m = m.to(tl.float32) * m_up
                 acc = tl.dot(m.to(f.dtype), f, acc, input_precision=PRECISION)
         else:
             acc += tl.sum(m.to(acc.dtype)[:, :, None] * f.to(acc.dtype)[None, :, :], axis=1)
     coef = _two_part(coef_hi, coef_lo, FP64)
     if HAS_GRAD_SCALE:
         coef = coef * tl.load(g_ptr).to(acc.dtype)
+    if SCALE_M:
+        acc = acc * m_down  # exact: the products were summed in fp32
     acc = acc * coef
     tl.store(
         df_ptr + b.to(tl.int64) * stride_db + r * stride_dc
@@ -417,6 +450,18 @@ def launch_forward(f, strides, batch, channels, n, scale, out, target=None,
     )
 
 
+def _m_bound(a, a_mode, target) -> torch.Tensor:
+    """A 0-d fp32 bound of max |M| (see :data:`A_SUM_TRANSPOSE` and the
+    other modes), computed on the device: no host sync."""
+    a_max = torch.linalg.vector_norm(a, float("inf"), dtype=torch.float32)
+    if a_mode == A_SUM_TRANSPOSE:
+        return 2.0 * a_max
+    if a_mode == A_GRAM_MINUS_TARGET:
+        t_max = torch.linalg.vector_norm(target, float("inf"), dtype=torch.float32)
+        return 2.0 * (a_max + t_max)
+    return a_max
+
+
 def launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) -> None:
     """``df = coef * M F`` with M from ``a`` (and ``target``) per ``a_mode``,
     times the 0-d ``grad_scale`` when given."""
@@ -426,12 +471,20 @@ def launch_backward(a, a_mode, target, f, strides, df, coef, grad_scale=None) ->
     dot = gram_plan.dot_config(f.dtype)
     _, d_strides = as_bcn(df)
     grid = (triton.cdiv(channels, plan.block_m), triton.cdiv(n, plan.block_n), batch)
+    # fp16 (not bf16, which has fp32's range) rounds M to fp16 for the
+    # tensor cores; an unnormalised Gram's M overflows there. Rather than
+    # fp32 operands (no fp16 tensor cores, several times slower), M is scaled
+    # into range by a power of two: the cost is one B*C*C max-reduction per
+    # layer (small beside the B*C*N read of F) and a multiply per M element.
+    scale_m = dot.use_dot and not dot.upcast and f.dtype == torch.float16
+    bound = _m_bound(a, a_mode, target) if scale_m else a
     common.launch(
         _gram_backward_kernel, grid,
         a, *a.stride(), target if target is not None else a, *_target_strides(target),
-        f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a,
+        f, *strides, df, *d_strides, grad_scale if grad_scale is not None else a, bound,
         channels, n, *_split_float(coef, "scale"),
-        A_MODE=a_mode, HAS_GRAD_SCALE=grad_scale is not None, BLOCK_M=plan.block_m,
+        A_MODE=a_mode, HAS_GRAD_SCALE=grad_scale is not None, SCALE_M=scale_m,
+        BLOCK_M=plan.block_m,
         BLOCK_N=plan.block_n, BLOCK_J=plan.block_j, **dot.meta,
         num_warps=plan.num_warps, num_stages=plan.num_stages,
     )
