@@ -78,7 +78,8 @@ inline std::string layer_name(const char* list, size_t l) {
 // Checks of the layer lists shared by the style-loss operators.
 inline void check_layer_lists(at::TensorList features, size_t n_second, const char* second,
                               at::ArrayRef<double> weights, at::ArrayRef<double> scales) {
-  TORCH_CHECK(!features.empty(), "features: expected at least one layer");
+  // ValueError, in the words of the fakes (backends/checks.py)
+  TORCH_CHECK_VALUE(!features.empty(), "features: expected a non-empty list of tensors");
   TORCH_CHECK(n_second == features.size(), second, ": expected ", features.size(),
               " tensors (one per layer), got ", n_second);
   TORCH_CHECK(weights.size() == features.size(), "weights: expected ", features.size(),

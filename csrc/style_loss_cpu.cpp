@@ -10,6 +10,9 @@
 
 #include "gram_cpu.h"
 
+#include <ATen/core/dispatch/DispatchKeyExtractor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
 #include <utility>
 #include <vector>
 
@@ -64,6 +67,25 @@ std::vector<at::Tensor> style_loss_backward_cpu(const at::Tensor& grad_loss,
   return grads;
 }
 
+// The forward's only tensors are its two lists: called with both empty, the
+// dispatcher has no backend to choose and would raise its own
+// NotImplementedError ("no fallback function is registered"). Every call
+// passes this BackendSelect kernel first, which refuses an empty layer list
+// as the fake does and hands the rest to the features' backend.
+std::tuple<at::Tensor, std::vector<at::Tensor>> style_loss_backend_select(
+    at::TensorList features, at::TensorList targets, at::ArrayRef<double> weights,
+    at::ArrayRef<double> scales) {
+  TORCH_CHECK_VALUE(!features.empty(), "features: expected a non-empty list of tensors");
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("fastgram::ext_style_loss", "")
+                             .typed<decltype(style_loss_forward_cpu)>();
+  const c10::DispatchKeySet after(c10::DispatchKeySet::FULL_AFTER,
+                                  c10::DispatchKey::BackendSelect);
+  const c10::DispatchKeySet keys = c10::impl::computeDispatchKeySet(
+      c10::detail::multi_dispatch_key_set(features, targets), after);
+  return op.redispatch(keys, features, targets, weights, scales);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(fastgram, m) {
@@ -78,6 +100,10 @@ TORCH_LIBRARY_FRAGMENT(fastgram, m) {
 TORCH_LIBRARY_IMPL(fastgram, CPU, m) {
   m.impl("ext_style_loss", &style_loss_forward_cpu);
   m.impl("ext_style_loss_backward", &style_loss_backward_cpu);
+}
+
+TORCH_LIBRARY_IMPL(fastgram, BackendSelect, m) {
+  m.impl("ext_style_loss", &style_loss_backend_select);
 }
 
 }  // namespace fastgram
