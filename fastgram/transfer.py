@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastgram import imageio
+from fastgram import imageio, memory
 from fastgram._version import __version__
 from fastgram import validation
 from fastgram.train import checkpoint, networks
@@ -152,6 +152,7 @@ class StyleTransferGAN:
         return out[0] if kind == "tensor3" else out
 
     def _generate(self, batch: torch.Tensor, code: torch.Tensor, alpha: float) -> torch.Tensor:
+        memory.check_budget(self.generator, batch, self.style_encoder if alpha < 1.0 else None)
         height, width = batch.shape[2:]
         stride = 2**self.generator.n_downsampling
         minimum = self.generator.min_size

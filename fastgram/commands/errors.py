@@ -58,6 +58,7 @@ def describe(exc: BaseException) -> Tuple[str, int]:
     """``(one-line message, exit status)`` for ``exc``."""
     import torch
 
+    from fastgram import memory
     from fastgram.dispatch import BackendUnavailableError
 
     text = " ".join(str(exc).split())  # one line, whatever the exception held
@@ -67,6 +68,8 @@ def describe(exc: BaseException) -> Tuple[str, int]:
     if isinstance(exc, BackendUnavailableError):
         return (f"{text}; choose another backend with FASTGRAM_BACKEND (e.g. auto)",
                 USER_ERROR)
+    if isinstance(exc, memory.MemoryBudgetError):  # refused before allocating: its own advice
+        return " ".join(exc.describe(size_option="--size ").split()), USER_ERROR
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
         isinstance(exc, RuntimeError) and any(s in lowered for s in _OUT_OF_MEMORY)
     ):
