@@ -40,6 +40,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from fastgram.models.frozen_trunk import trunks_on_meta
+
 ENV_VAR = "FASTGRAM_MEMORY_BUDGET"
 # The estimate's error (within 15% measured) and the memory the rest of the
 # process goes on using both fit in the remaining fifth.
@@ -143,9 +145,17 @@ def _traced_peak(fn) -> int:
 def padded_size(generator: torch.nn.Module, height: int, width: int) -> Tuple[int, int]:
     """(H, W) padded as stylising pads them: up to multiples of the
     generator's stride, and at least its minimum size."""
-    stride = 2 ** getattr(generator, "n_downsampling", 0)
+    stride = getattr(generator, "stride", 1)
     minimum = getattr(generator, "min_size", 1)
     return tuple(stride * math.ceil(max(side, minimum) / stride) for side in (height, width))
+
+
+def _content_code(generator: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The generator's content code of the meta batch ``x``."""
+    encoder = getattr(generator, "encoder", None)
+    if isinstance(encoder, torch.nn.Module):  # a learned encoder: its weights on meta
+        return torch.func.functional_call(encoder, _on_meta(encoder), (x,))
+    return generator.encode(x)  # the frozen trunk only (on meta within trunks_on_meta)
 
 
 def estimate_generate_bytes(generator: torch.nn.Module, shape, *, dtype=torch.float32,
@@ -177,12 +187,14 @@ def estimate_generate_bytes(generator: torch.nn.Module, shape, *, dtype=torch.fl
     code = torch.empty(1, style_dim, dtype=dtype, device="meta")
     params = _on_meta(generator)
     total = torch.func.functional_call
-    peak = _traced_peak(lambda: total(generator, params, (x, code)))
-    if style_encoder is not None:
-        content = torch.func.functional_call(generator.encoder, _on_meta(generator.encoder), (x,))
-        encoder_params = _on_meta(style_encoder)
-        peak = max(peak, _nbytes(content) + _traced_peak(
-            lambda: total(style_encoder, encoder_params, (x,))))
+    with trunks_on_meta(generator, style_encoder):
+        peak = _traced_peak(lambda: total(generator, params, (x, code)))
+        if style_encoder is not None:
+            with torch.no_grad():
+                content = _content_code(generator, x)
+            encoder_params = _on_meta(style_encoder)
+            peak = max(peak, _nbytes(content) + _traced_peak(
+                lambda: total(style_encoder, encoder_params, (x,))))
     return padded + peak
 
 
@@ -243,7 +255,7 @@ def budget_bytes(device="cpu") -> Tuple[Optional[int], str]:
 def _suggested_size(generator, height: int, width: int, estimate: int, budget: int) -> Optional[int]:
     """The largest shorter side, a multiple of the generator's stride, at
     which the estimate fits the budget (memory grows with the pixels)."""
-    stride = 2 ** getattr(generator, "n_downsampling", 0)
+    stride = getattr(generator, "stride", 1)
     side = min(height, width) * math.sqrt(0.95 * budget / estimate)
     side = int(side // stride * stride)
     if side < max(stride, getattr(generator, "min_size", 1)) or side >= min(height, width):

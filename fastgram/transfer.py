@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastgram import imageio, memory
+from fastgram import imageio, memory, precision
 from fastgram._version import __version__
 from fastgram import validation
 from fastgram.train import checkpoint, networks
@@ -28,7 +28,9 @@ class StyleTransferGAN:
 
     Args:
         size: training crop size (and the size style images are encoded at).
-        style_dim: length of the style code.
+        style_dim: length of the style code (None: the generator's default,
+            8 for ``generator="munit"``; the ``"adain"`` generator's code is
+            its layer's channel statistics).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
         **config: any other :class:`fastgram.train.TrainConfig` field
             (``ngf``, ``style_weight``, ``adv_loss``, ``steps``, ...).
@@ -38,7 +40,8 @@ class StyleTransferGAN:
     >>> picture = gan.stylize("photo.jpg", style="painting.jpg", alpha=0.8)
     """
 
-    def __init__(self, size: int = 256, style_dim: int = 8, *, device="auto", **config):
+    def __init__(self, size: int = 256, style_dim: Optional[int] = None, *, device="auto",
+                 **config):
         self.config = TrainConfig(size=size, style_dim=style_dim, **config)
         self.device = resolve_device(device)
         self.generator = networks.build_generator(self.config).to(self.device).eval()
@@ -76,9 +79,11 @@ class StyleTransferGAN:
     def encode_style(self, images) -> torch.Tensor:
         """Style codes (N, style_dim) of one image or a list of them (PIL
         images, paths, or (3, H, W) / (N, 3, H, W) tensors in [0, 1]).
-        Images are resized so their shorter side is ``config.size``."""
+        Images are resized so their shorter side is ``config.style_size``
+        (default ``config.size``)."""
         batch = [self._style_tensor(t) for t in _as_list(images, "images")]
-        return torch.cat([self.style_encoder(t) for t in batch])
+        with self._autocast():
+            return torch.cat([self.style_encoder(t) for t in batch]).float()
 
     @torch.no_grad()
     def stylize(
@@ -154,7 +159,7 @@ class StyleTransferGAN:
     def _generate(self, batch: torch.Tensor, code: torch.Tensor, alpha: float) -> torch.Tensor:
         memory.check_budget(self.generator, batch, self.style_encoder if alpha < 1.0 else None)
         height, width = batch.shape[2:]
-        stride = 2**self.generator.n_downsampling
+        stride = self.generator.stride
         minimum = self.generator.min_size
         pad_h = max(-height % stride, minimum - height)
         pad_w = max(-width % stride, minimum - width)
@@ -163,13 +168,19 @@ class StyleTransferGAN:
         if pad_h or pad_w:
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             batch = F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
-        content_code = self.generator.encode(batch)
-        params = self.generator.adain_params(code.expand(batch.shape[0], -1), batch.shape[0])
-        if alpha < 1.0:
-            own = self.generator.adain_params(self.style_encoder(batch), batch.shape[0])
-            params = alpha * params + (1.0 - alpha) * own
-        out = self.generator.decoder(content_code, params)
-        return out[:, :, :height, :width]
+        with self._autocast():
+            content_code = self.generator.encode(batch)
+            params = self.generator.style_params(code.expand(batch.shape[0], -1), batch.shape[0])
+            if alpha < 1.0:
+                own = self.generator.style_params(self.style_encoder(batch), batch.shape[0])
+                params = alpha * params + (1.0 - alpha) * own
+            out = self.generator.render(content_code, params)
+        return out[:, :, :height, :width].float()
+
+    def _autocast(self):
+        """bf16 autocast on a CPU that runs it natively, for models trained
+        with ``amp_cpu`` (see :mod:`fastgram.precision`)."""
+        return precision.autocast(self.device, cuda=False, cpu=self.config.amp_cpu)
 
     def _content_tensor(self, item: ImageLike, size):
         if isinstance(item, torch.Tensor):
@@ -193,7 +204,8 @@ class StyleTransferGAN:
             batch = item.reshape(-1, *item.shape[-3:])
         else:
             batch = _load(item, "style").unsqueeze(0)
-        return _resize_shorter(batch.to(self.device, torch.float32), self.config.size)
+        size = self.config.style_size or self.config.size
+        return _resize_shorter(batch.to(self.device, torch.float32), size)
 
     # -- persistence ------------------------------------------------------------
 
@@ -207,6 +219,14 @@ class StyleTransferGAN:
             "style_encoder": self.style_encoder.state_dict(),
         }
         return checkpoint.save(state, path)
+
+    @classmethod
+    def pretrained(cls, name: str = "starter", device="auto") -> "StyleTransferGAN":
+        """The model shipped with fastgram (``"starter"``: any style, no
+        training needed; see the README's "The starter model")."""
+        from fastgram import data
+
+        return cls.load(data.model_path(name), device=device)
 
     @classmethod
     def load(cls, path, device="auto") -> "StyleTransferGAN":

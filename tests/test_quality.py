@@ -256,12 +256,12 @@ def test_evaluate_command_writes_json_and_grid(tiny_checkpoint, image_files, tmp
     assert out_grid.is_file()
 
 
-def test_evaluate_is_registered_and_checkpoint_is_required(capsys):
+def test_evaluate_without_a_checkpoint_scores_the_starter_model(image_files, capsys):
     assert "evaluate" in [name for name, *_ in cli.COMMANDS]
-    with pytest.raises(SystemExit) as info:
-        cli.main(["evaluate", "--content", "x.png", "--style", "y.png"])
-    assert info.value.code == 2
-    assert "--checkpoint" in capsys.readouterr().err
+    status = cli.main(["evaluate", "--content", str(image_files["astronaut"]), "--style",
+                       str(image_files["brick"]), "--long-side", "64", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert status == 0 and out.startswith("starter model at 64 px"), out
 
 
 @pytest.mark.parametrize("extra, message", [

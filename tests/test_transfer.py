@@ -205,6 +205,16 @@ def test_demo_runs_and_prints_finite_ratios(tmp_path):
     ratios = [float(line.rsplit(":", 1)[1]) for line in out.splitlines()
               if line.startswith(("style ratio", "content ratio"))]
     assert len(ratios) == 2 and all(np.isfinite(ratios)), out
+    # The starter model on styles neither model saw, at the grid's 256 px.
+    from fastgram.commands.demo import OUTPUT_SIZE, UNSEEN_STYLES
+
+    grid = Image.open(tmp_path / "demo" / "starter_grid.png")
+    assert grid.height > len(data.CONTENT_IMAGES) * OUTPUT_SIZE
+    assert grid.width > (1 + 2 * len(UNSEEN_STYLES)) * OUTPUT_SIZE
+    starter = list((tmp_path / "demo" / "starter").glob("*.png"))
+    assert len(starter) == len(data.CONTENT_IMAGES) * len(UNSEEN_STYLES)
+    line = next(line for line in out.splitlines() if "gram ratio" in line)
+    assert all(np.isfinite(float(v.split()[-1])) for v in line.split(":", 1)[1].split(",")), line
 
 
 # -- bad checkpoints and arguments through the Python API ---------------------------

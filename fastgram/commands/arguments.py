@@ -23,6 +23,11 @@ def positive_int(text: str) -> int:
     return _parsed(text, int, validation.integer, "a positive integer")
 
 
+def non_negative_int(text: str) -> int:
+    return _parsed(text, int, lambda v, n: validation.integer(v, n, minimum=0),
+                   "an integer >= 0")
+
+
 def non_negative_float(text: str) -> float:
     return _parsed(text, float, validation.non_negative, "a finite number >= 0")
 

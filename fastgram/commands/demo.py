@@ -1,5 +1,6 @@
 """``fastgram demo``: train briefly on the bundled sample images, stylise
-them, and report how far the outputs moved towards the style."""
+them, and report how far the outputs moved towards the style; then show the
+starter model shipped with fastgram on styles that neither model saw."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import torch
 
 import fastgram
-from fastgram import data, imageio
+from fastgram import data, imageio, quality
 from fastgram.commands import arguments as types
 from fastgram.train import TrainConfig, Trainer, networks
 from fastgram.train.evaluate import transfer_ratios
@@ -21,7 +22,9 @@ HELP = "train on the bundled sample images for a few minutes and stylise them"
 DEMO_STYLE = "hubble_deep_field"
 DEMO_CONFIG = dict(size=64, batch_size=4, ngf=16, ndf=16, n_res_blocks=2, num_scales=2, content_weight=3e-5,
                    log_every=10, ema_decay=0.9)
-OUTPUT_SIZE = 128
+OUTPUT_SIZE = 256
+# Shown with the starter model: styles it never saw in training.
+UNSEEN_STYLES = ("gravel", "retina")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,9 +79,8 @@ def run(args: argparse.Namespace) -> int:
         ratios.append(transfer_ratios(vgg, config, content, style, output))
         style_tile = torch.nn.functional.interpolate(style, size=content.shape[2:], mode="area")
         rows.append([content[0].cpu(), style_tile[0].cpu(), output[0].cpu()])
-    crop = min(min(t.shape[1] for row in rows for t in row), min(t.shape[2] for row in rows for t in row))
-    grid = imageio.image_grid([[t[:, :crop, :crop] for t in row] for row in rows])
-    grid_path = imageio.save_image(grid, out / "demo_grid.png")
+    grid_path = imageio.save_image(_grid(rows), out / "demo_grid.png")
+    starter_path, starter_ratios = _starter_on_unseen_styles(contents, trainer.device, out)
 
     style_ratio = statistics.mean(r["style_ratio"] for r in ratios)
     content_ratio = statistics.mean(r["content_ratio"] for r in ratios)
@@ -92,5 +94,39 @@ def run(args: argparse.Namespace) -> int:
     print(f"training samples:                {out / 'samples'}")
     print(f"style ratio   (style loss of output / of content, vs the style image): {style_ratio:.3f}")
     print(f"content ratio (content loss of output / of style, vs the content image): {content_ratio:.3f}")
+    print(f"starter model on styles it never saw ({', '.join(UNSEEN_STYLES)}): {starter_path}")
+    print("  gram ratio (Gram distance to the style of output / of content; 1: no move): "
+          + ", ".join(f"{name} {value:.2f}" for name, value in starter_ratios.items()))
     print(f"throughput    {throughput:.2f} images/s; total wall time {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _grid(rows):
+    """Rows of tiles cropped to the smallest tile's square."""
+    crop = min(min(t.shape[1] for row in rows for t in row),
+               min(t.shape[2] for row in rows for t in row))
+    return imageio.image_grid([[t[:, :crop, :crop] for t in row] for row in rows])
+
+
+def _starter_on_unseen_styles(contents, device, out):
+    """Stylise the demo's photos with the shipped starter model in styles
+    that neither it nor the demo's model saw; write a grid (content, then
+    style | output per style) and return its path and the mean Gram ratio
+    per style."""
+    gan = StyleTransferGAN.pretrained(device=device)
+    styles = {name: data.load_image(name).to(device) for name in UNSEEN_STYLES}
+    codes = {name: gan.encode_style(image) for name, image in styles.items()}
+    vgg = quality.feature_extractor(device)
+    rows, ratios = [], {name: [] for name in UNSEEN_STYLES}
+    for path in contents:
+        content = data.load_image(path.stem, size=OUTPUT_SIZE).to(device)
+        row = [content[0].cpu()]
+        for name, style in styles.items():
+            output = gan.stylize(content, style_code=codes[name])
+            imageio.save_image(output[0], out / "starter" / f"{path.stem}_{name}.png")
+            ratios[name].append(quality.gram_ratio(output, content, style, vgg=vgg))
+            tile = torch.nn.functional.interpolate(style, size=content.shape[2:], mode="area")
+            row += [tile[0].cpu(), output[0].cpu()]
+        rows.append(row)
+    path = imageio.save_image(_grid(rows), out / "starter_grid.png")
+    return path, {name: statistics.mean(values) for name, values in ratios.items()}

@@ -16,15 +16,14 @@ HELP = "score a model: Gram ratio, content distance, SSIM, colour and lattice me
 
 
 def pretrained_model(device):
-    """The starter model shipped with the package (issue 14, item 4)."""
+    """The starter model shipped with the package."""
     from fastgram.transfer import StyleTransferGAN
 
     return StyleTransferGAN.pretrained(device=device)
 
 
-# The model evaluated when --checkpoint is not given; None keeps --checkpoint
-# required. Once the starter model ships: DEFAULT_MODEL = pretrained_model
-DEFAULT_MODEL = None
+# The model evaluated when --checkpoint is not given.
+DEFAULT_MODEL = pretrained_model
 
 COLUMNS = (  # (JSON key, heading, format)
     ("gram_ratio", "gram ratio", "{:.3f}"),

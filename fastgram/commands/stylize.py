@@ -9,15 +9,16 @@ from fastgram import imageio
 from fastgram.commands import CommandError
 from fastgram.commands import arguments as types
 
-HELP = "stylise images (files or folders) with a trained checkpoint"
+HELP = "stylise images (files or folders) in any style, with the starter model or a checkpoint"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("content", nargs="+", type=types.existing_path,
                         help="content images, or folders of them")
     parser.add_argument("--style", required=True, type=types.existing_file, help="style image")
-    parser.add_argument("--checkpoint", required=True, type=types.existing_file,
-                        help="a model saved by StyleTransferGAN.save or a training checkpoint.pt")
+    parser.add_argument("--checkpoint", default=None, type=types.existing_file,
+                        help="a model saved by StyleTransferGAN.save or a training checkpoint.pt "
+                             "(default: the starter model shipped with fastgram)")
     parser.add_argument("--alpha", type=types.unit_float, default=1.0,
                         help="style strength in [0, 1] (default 1)")
     parser.add_argument("--size", type=types.positive_int, default=None,
@@ -48,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     out_dir = types.output_dir(args.out)
     # Errors below (a checkpoint that does not fit, an unreadable image, too
     # little memory) are worded by fastgram.commands.errors in cli.main.
-    gan = StyleTransferGAN.load(args.checkpoint, device=args.device)
+    if args.checkpoint is None:
+        gan = StyleTransferGAN.pretrained(device=args.device)
+    else:
+        gan = StyleTransferGAN.load(args.checkpoint, device=args.device)
     code = gan.encode_style(args.style)
     show = not args.quiet and sys.stderr.isatty()
     used = set()

@@ -15,6 +15,10 @@ import torch
 
 CONTENT_IMAGES = ("astronaut", "chelsea", "coffee")
 STYLE_IMAGES = ("brick", "hubble_deep_field")
+# Images the starter model never saw in training: its evaluation and the
+# demo's "unseen styles" use them.
+HELD_OUT_CONTENT_IMAGES = ("camera", "rocket")
+HELD_OUT_STYLE_IMAGES = ("gravel", "grass", "retina")
 
 _FILES = {
     "astronaut": "content/astronaut.png",
@@ -22,13 +26,38 @@ _FILES = {
     "coffee": "content/coffee.png",
     "brick": "style/brick.jpg",
     "hubble_deep_field": "style/hubble_deep_field.jpg",
+    "camera": "content/camera.png",
+    "rocket": "content/rocket.png",
+    "gravel": "style/gravel.jpg",
+    "grass": "style/grass.jpg",
+    "retina": "style/retina.jpg",
 }
 
-__all__ = ["CONTENT_IMAGES", "STYLE_IMAGES", "image_path", "load_image"]
+# Models shipped as package data (how each was trained: data/LICENSES.md
+# and the README's "The starter model").
+PRETRAINED_MODELS = {"starter": "models/starter.pt"}
+
+__all__ = ["CONTENT_IMAGES", "STYLE_IMAGES", "HELD_OUT_CONTENT_IMAGES", "HELD_OUT_STYLE_IMAGES",
+           "PRETRAINED_MODELS", "image_path", "load_image",
+           "model_path"]
+
+
+def model_path(name: str = "starter") -> pathlib.Path:
+    """Path of the shipped model ``name`` (one of PRETRAINED_MODELS)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a str, got {type(name).__name__}")
+    if name not in PRETRAINED_MODELS:
+        raise ValueError(f"name: expected one of {sorted(PRETRAINED_MODELS)}, got {name!r}")
+    path = pathlib.Path(str(importlib.resources.files(__name__).joinpath(PRETRAINED_MODELS[name])))
+    if not path.is_file():
+        raise FileNotFoundError(f"name: the {name!r} model is not in this installation "
+                                f"(expected {str(path)!r}); reinstall fastgram")
+    return path
 
 
 def image_path(name: str) -> pathlib.Path:
-    """Path of the sample image ``name`` (one of CONTENT_IMAGES or STYLE_IMAGES)."""
+    """Path of the sample image ``name`` (one of CONTENT_IMAGES, STYLE_IMAGES
+    or the HELD_OUT ones)."""
     if not isinstance(name, str):
         raise TypeError(f"name: expected a str, got {type(name).__name__}")
     if name not in _FILES:
@@ -40,7 +69,7 @@ def load_image(name: str, size: Optional[Union[int, Tuple[int, int]]] = None) ->
     """A sample image as a float32 (1, 3, H, W) tensor, RGB in [0, 1].
 
     Args:
-        name: one of :data:`CONTENT_IMAGES` or :data:`STYLE_IMAGES`.
+        name: one of :data:`CONTENT_IMAGES`, :data:`STYLE_IMAGES` or the held-out ones.
         size: ``None`` keeps the stored size; an int resizes so that the
             shorter side has that length (aspect ratio kept); a pair
             ``(height, width)`` resizes to exactly that.

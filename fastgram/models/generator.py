@@ -203,6 +203,11 @@ class Generator(torch.nn.Module):
         self.register_buffer("adain_offset", offset, persistent=False)
 
     @property
+    def stride(self) -> int:
+        """Height and width must be multiples of this."""
+        return 2**self.n_downsampling
+
+    @property
     def min_size(self) -> int:
         # Reflect padding needs more pixels than it pads: 4 for the 7x7 input
         # convolution, 2 for the 3x3 ones at the bottleneck.
@@ -261,6 +266,15 @@ class Generator(torch.nn.Module):
         elif noise is not None:
             raise ValueError("noise: this generator was built with noise_dim=0 and takes no noise")
         return self.mlp(style_code) + self.adain_offset.to(style_code.dtype)
+
+    def style_params(self, style_code: torch.Tensor, batch: int) -> torch.Tensor:
+        """The per-sample parameters :meth:`render` takes (the AdaIN
+        parameters; blending two of them blends the styles)."""
+        return self.adain_params(style_code, batch)
+
+    def render(self, content_code: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The image of ``content_code`` given :meth:`style_params`."""
+        return self.decoder(content_code, params)
 
     def decode(
         self,

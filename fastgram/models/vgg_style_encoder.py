@@ -8,20 +8,20 @@ learns a small MLP from those statistics to the generator's style code. The
 statistics of an unseen painting are then close to those of similar
 training styles, so its code is too.
 
-The VGG trunk is pretrained and frozen: it is not a parameter of this module
-(not trained, not averaged by EMA, not in the state_dict) but is moved with
-it by ``.to()``; it is rebuilt from the weights named by ``vgg_weights``.
+The VGG trunk is pretrained and frozen (see
+:class:`fastgram.models.frozen_trunk.FrozenTrunkModule`); it is rebuilt from
+the weights named by ``vgg_weights``.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Optional, Sequence
 
 import torch
 
 from fastgram import validation
-from fastgram.nn.vgg import VGG19Features
+from fastgram.models.frozen_trunk import FrozenTrunkModule
+from fastgram.nn.vgg import VGG19Features, layer_channels
 
 STATISTICS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -39,7 +39,7 @@ def channel_statistics(
     return torch.cat(parts, dim=1)
 
 
-class VGGStyleEncoder(torch.nn.Module):
+class VGGStyleEncoder(FrozenTrunkModule):
     """Image (B, 3, H, W) in [0, 1] -> style code (B, style_dim).
 
     Args:
@@ -68,10 +68,9 @@ class VGGStyleEncoder(torch.nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             vgg = VGG19Features(layers=tuple(layers), weights=vgg_weights, output="list")
-        # Held outside the module tree: frozen, rebuilt from its weights file.
-        object.__setattr__(self, "vgg", vgg)
+        self._hold_trunk(vgg)
         self.layers = vgg.layers
-        width = 2 * sum(_channels(vgg, name) for name in vgg.layers)
+        width = 2 * sum(layer_channels(name) for name in vgg.layers)
         self.mlp = torch.nn.Sequential(
             torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, style_dim)
         )
@@ -79,19 +78,6 @@ class VGGStyleEncoder(torch.nn.Module):
     @property
     def min_size(self) -> int:
         return self.vgg.min_size
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to(), .cuda(), .float() ... move the frozen trunk along.
-        self.vgg._apply(fn, *args, **kwargs)
-        return super()._apply(fn, *args, **kwargs)
-
-    def __deepcopy__(self, memo):
-        # EMA copies share the frozen trunk instead of duplicating 50 MB.
-        clone = self.__class__.__new__(self.__class__)
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            object.__setattr__(clone, key, value if key == "vgg" else copy.deepcopy(value, memo))
-        return clone
 
     def statistics(self, image: torch.Tensor) -> torch.Tensor:
         """The (B, 2 * sum C_l) VGG statistics of ``image``; differentiable
@@ -128,7 +114,3 @@ class VGGStyleEncoder(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"layers={list(self.layers)}, vgg_weights={self.vgg.weights!r}"
 
-
-def _channels(vgg: VGG19Features, name: str) -> int:
-    block = int(name[4])
-    return min(64 * 2 ** (block - 1), 512)

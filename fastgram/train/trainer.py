@@ -14,7 +14,6 @@ stylises with.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import pathlib
 import signal
@@ -24,11 +23,11 @@ from typing import Dict, Optional
 
 import torch
 
-from fastgram import ops, validation
+from fastgram import ops, precision, validation
 from fastgram._version import __version__
 from fastgram.train import (augment, checkpoint, distributed, interrupts, losses, networks,
                             reporting)
-from fastgram.models.vgg_style_encoder import STATISTICS_LAYERS, channel_statistics
+from fastgram.models.vgg_style_encoder import channel_statistics
 from fastgram.train.config import TrainConfig
 from fastgram.train.data import ImageDataset, Source
 from fastgram.train.ema import EMA
@@ -137,6 +136,7 @@ class Trainer:
         self._d_again = maybe_compile(self.discriminator) if self.dist.enabled else self._d
         self._vgg = maybe_compile(self.vgg)
         self._shared_statistics = networks.shares_style_statistics(config)
+        self._statistics_layers = networks.statistics_layers(config)
 
         sample_rng = torch.Generator().manual_seed(config.seed + 7)
         count = min(4, config.batch_size)
@@ -153,9 +153,7 @@ class Trainer:
     # -- one step ---------------------------------------------------------
 
     def _autocast(self):
-        if self.config.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return precision.autocast(self.device, cuda=self.config.amp, cpu=self.config.amp_cpu)
 
     def _style_targets(self, style_features: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -166,7 +164,22 @@ class Trainer:
         ``features`` of them when the encoder takes those statistics."""
         if features is None or not self._shared_statistics:
             return encoder(images)
-        return encoder(channel_statistics([features[k] for k in STATISTICS_LAYERS]))
+        return encoder(channel_statistics([features[k] for k in self._statistics_layers]))
+
+    def _content_targets(self, content_features: Dict[str, torch.Tensor],
+                         code: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """What the output's VGG19 features are compared with: the
+        content's, except at the "adain" generator's layer, where the target
+        is the content's features with the style's statistics (AdaIN), so
+        that the decoder learns to render stylised features (Huang &
+        Belongie) instead of undoing the style."""
+        if self.config.generator != "adain":
+            return content_features
+        layer = self.config.adain_layer
+        with torch.no_grad():
+            params = self.generator.style_params(code.detach(), code.shape[0])
+            target = self.generator.transfer(content_features[layer], params)
+        return {**content_features, layer: target}
 
     def step(self) -> Dict[str, float]:
         """One discriminator update and one generator + style-encoder update.
@@ -214,7 +227,8 @@ class Trainer:
                 content_features = self._vgg(content)
                 if style_features is None:
                     style_features = self._vgg(style)
-            content_term = losses.content_loss(out_features, content_features, cfg.content_layers)
+            content_term = losses.content_loss(
+                out_features, self._content_targets(content_features, code), cfg.content_layers)
             style_term = losses.style_loss(
                 {k: v.float() for k, v in out_features.items()},
                 self._style_targets(style_features),
