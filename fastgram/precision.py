@@ -25,6 +25,11 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def bf16_on_cpu(device, asked: bool) -> bool:
+    """Whether :func:`autocast` with ``cpu=asked`` runs bf16 on ``device``."""
+    return torch.device(device).type == "cpu" and asked and cpu_has_native_bf16()
+
+
 def autocast(device: torch.device, *, cuda: bool, cpu: bool):
     """bf16 autocast on ``device`` when asked for there (``cuda`` / ``cpu``)
     and, on the CPU, when the processor runs bf16 natively; otherwise a
@@ -32,6 +37,6 @@ def autocast(device: torch.device, *, cuda: bool, cpu: bool):
     device = torch.device(device)
     if device.type == "cuda" and cuda:
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and cpu and cpu_has_native_bf16():
+    if bf16_on_cpu(device, cpu):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -22,6 +22,7 @@ import json
 import pathlib
 import statistics
 import sys
+import time
 
 import numpy as np
 import torch
@@ -51,8 +52,20 @@ class PeerModel:
         return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def models(specs):
+def nearest_upsampling(gan: StyleTransferGAN) -> StyleTransferGAN:
+    """The same model with its decoder's bilinear 2x upsamplings made
+    nearest-neighbour ones: what the lattice score owes to the upsampling."""
+    for module in gan.generator.modules():
+        if isinstance(module, torch.nn.Upsample):
+            module.mode, module.align_corners = "nearest", None
+    return gan
+
+
+def models(specs, ablate: bool):
     found = {"fastgram starter": StyleTransferGAN.pretrained(device="cpu")}
+    if ablate:
+        found["starter, nearest upsampling"] = nearest_upsampling(
+            StyleTransferGAN.pretrained(device="cpu"))
     for spec in specs:
         name, _, path = spec.partition("=")
         found[name] = StyleTransferGAN.load(path, device="cpu")
@@ -63,18 +76,53 @@ def models(specs):
     return found
 
 
+def _median_seconds(fn, repeats: int = 7) -> float:
+    fn()  # warm-up: one-time allocations and kernel choices
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def timings(found) -> dict:
+    """Median seconds per 512x512 content: stylising with the style already
+    encoded, and encoding the style (what a new style costs once)."""
+    content = data.load_image("camera", (512, 512))
+    style = data.load_image("gravel", (512, 512))
+    result = {}
+    for name, model in found.items():
+        if isinstance(model, StyleTransferGAN):
+            code = model.encode_style(style)
+            result[name] = {
+                "stylize_512_with_code": _median_seconds(
+                    lambda: model.stylize(content, style_code=code)),
+                "encode_style_512": _median_seconds(lambda: model.encode_style(style)),
+            }
+        else:
+            result[name] = {"stylize_512_end_to_end": _median_seconds(
+                lambda: model.stylize(content, style=style))}
+        print(f"{name:>28} | " + ", ".join(f"{k} {v:.3f} s" for k, v in result[name].items()),
+              flush=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, required=True)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="another fastgram model or checkpoint to score")
     parser.add_argument("--long-side", type=int, default=512)
+    parser.add_argument("--ablate-upsampling", action="store_true",
+                        help="also score the starter with nearest-neighbour upsampling")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     styles = {name: data.image_path(name) for name in data.HELD_OUT_STYLE_IMAGES}
-    report = {}
-    for model_name, model in models(args.model).items():
+    found = models(args.model, args.ablate_upsampling)
+    report = {"timings": timings(found), "torch_threads": torch.get_num_threads()}
+    for model_name, model in found.items():
         report[model_name] = {}
         for set_name, contents in SETS.items():
             slug = f"{model_name}_{set_name}".replace(" ", "_")

@@ -82,6 +82,8 @@ def test_generator_gives_the_content_features_the_style_statistics():
     assert_has_statistics(transferred, code, features)
     out = generator(content, code)
     assert out.shape == content.shape and generator.stride == 4
+    # The decoder sees the activations of a VGG19 fed [0, 1], not 0-255 pixels.
+    assert generator.feature_scale == pytest.approx(1 / 255)
     torch.testing.assert_close(out, generator.decode(features, code))
 
 
@@ -117,14 +119,16 @@ def test_generator_names_bad_arguments():
 
 def test_config_resolves_and_refuses_the_adain_combinations():
     config = TrainConfig(generator="adain")
-    assert config.style_encoder == "statistics" and config.style_dim == 1024
-    assert TrainConfig(generator="adain", adain_layer="relu3_1").style_dim == 512
+    assert config.style_encoder == "statistics" and config.style_dim == 512
+    assert TrainConfig(generator="adain", adain_layer="relu4_1").style_dim == 1024
     assert TrainConfig().style_encoder == "learned" and TrainConfig().style_dim == 8
+    # The content loss sits where the AdaIN target is.
+    assert config.content_layers == ("relu3_1",) and TrainConfig().content_layers == ("relu4_1",)
     bad = (
         (dict(generator="adain", style_encoder="learned"), "^style_encoder:"),
         (dict(style_encoder="statistics"), "^style_encoder:"),
         (dict(generator="adain", style_dim=8), "^style_dim:"),
-        (dict(generator="adain", size=36), "^size:"),  # relu4_1: multiples of 8
+        (dict(generator="adain", adain_layer="relu4_1", size=36), "^size:"),  # multiples of 8
         (dict(generator="adain", adain_layer="relu4_2"), "^adain_layer:"),
         (dict(generator="pix2pix"), "^generator:"),
         (dict(style_size=0), "^style_size:"),
@@ -167,7 +171,7 @@ def test_adain_model_trains_resumes_exactly_and_round_trips(tmp_path):
     assert isinstance(gan.generator, AdaINGenerator)
     assert isinstance(gan.style_encoder, VGGStatisticsEncoder)
     saved = StyleTransferGAN.load(gan.save(tmp_path / "model.pt"), device="cpu")
-    content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 40, 48)  # padded to 40 x 48
+    content, style = torch.rand(1, 3, 34, 42), torch.rand(1, 3, 40, 48)  # padded to 36 x 44
     out = saved.stylize(content, style=style, alpha=0.5)
     assert out.shape == content.shape
     torch.testing.assert_close(out, gan.stylize(content, style=style, alpha=0.5))

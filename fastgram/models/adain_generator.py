@@ -2,7 +2,9 @@
 features, a learned decoder back to pixels (Huang & Belongie, 2017).
 
 A style is described by the per-channel means and standard deviations of
-one VGG19 activation (``relu4_1`` by default): that pair *is* the style
+one VGG19 activation (``relu3_1`` by default; Huang & Belongie use
+``relu4_1``, which transfers larger structures but whose decoder learns far
+more slowly): that pair *is* the style
 code, computed by :class:`VGGStatisticsEncoder` with nothing learned, so a
 style never seen in training gets a code as meaningful as any other. The
 generator normalises the content's activation of the same layer and gives
@@ -62,7 +64,7 @@ class VGGStatisticsEncoder(FrozenTrunkModule):
     and returns them unchanged.
     """
 
-    def __init__(self, layer: str = "relu4_1", vgg_weights: Optional[str] = "imagenet"):
+    def __init__(self, layer: str = "relu3_1", vgg_weights: Optional[str] = "imagenet"):
         super().__init__()
         self.layer = _check_layer(layer)
         self._hold_trunk(_trunk(layer, vgg_weights))
@@ -96,7 +98,7 @@ class AdaINDecoder(torch.nn.Sequential):
     [0, 1]; ``width`` channels at full resolution, doubled per halving (64
     mirrors VGG19 exactly; 32 costs a quarter)."""
 
-    def __init__(self, layer: str = "relu4_1", width: int = 64):
+    def __init__(self, layer: str = "relu3_1", width: int = 64):
         levels = int(math.log2(layer_stride(_check_layer(layer))))
         validation.integer(width, "width")
         channels = width * 2 ** (levels - 1)
@@ -139,7 +141,7 @@ class AdaINGenerator(FrozenTrunkModule):
     W multiples of :attr:`stride`.
     """
 
-    def __init__(self, layer: str = "relu4_1", width: int = 64,
+    def __init__(self, layer: str = "relu3_1", width: int = 64,
                  vgg_weights: Optional[str] = "imagenet", eps: float = 1e-5):
         super().__init__()
         self.layer = _check_layer(layer)
@@ -148,6 +150,12 @@ class AdaINGenerator(FrozenTrunkModule):
         self.decoder = AdaINDecoder(layer, width)
         self.style_dim = 2 * layer_channels(layer)
         self.stride = layer_stride(layer)
+        # The decoder sees the features at the scale of a VGG19 fed [0, 1]
+        # inputs: the Caffe weights take 0-255 pixels, and their relu4_1
+        # activations (standard deviation about 670 on photos) would make
+        # every Adam step of the first convolution hundreds of times too
+        # large (measured: the content loss did not fall in 1000 steps).
+        self.feature_scale = float(self.vgg.input_scale.mean())
 
     @property
     def min_size(self) -> int:
@@ -186,7 +194,7 @@ class AdaINGenerator(FrozenTrunkModule):
     def render(self, content_code: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The image of ``content_code`` given the statistics ``params``
         (from :meth:`style_params`, possibly blended)."""
-        return self.decoder(self.transfer(content_code, params))
+        return self.decoder(self.transfer(content_code, params) * self.feature_scale)
 
     def decode(self, content_code: torch.Tensor, style_code: torch.Tensor) -> torch.Tensor:
         validation.tensor(content_code, "content_code", (4,))
