@@ -230,8 +230,11 @@ def test_the_starter_model_ships_and_stylises_any_style():
                for name in data.HELD_OUT_STYLE_IMAGES]
     for out in outputs:
         assert out.shape == content.shape and 0 <= out.min() and out.max() <= 1
-    # Different styles give different pictures.
-    assert (outputs[0] - outputs[1]).abs().mean() > 0.02
+    # A colourful style (the red retina) gives another picture than a grey
+    # texture (gravel) does.
+    gravel, retina = outputs[0], outputs[2]
+    assert data.HELD_OUT_STYLE_IMAGES[0] == "gravel" and data.HELD_OUT_STYLE_IMAGES[2] == "retina"
+    assert (gravel - retina).abs().mean() > 0.05
     for bad, error in (("nope", ValueError), (3, TypeError)):
         with pytest.raises(error, match="^name:"):
             StyleTransferGAN.pretrained(bad)
