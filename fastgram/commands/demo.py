@@ -29,8 +29,8 @@ UNSEEN_STYLES = ("gravel", "retina")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="fastgram-demo", help="output folder (default ./fastgram-demo)")
-    parser.add_argument("--steps", type=types.positive_int, default=300,
-                        help="training steps (default 300)")
+    parser.add_argument("--steps", type=types.positive_int, default=250,
+                        help="training steps (default 250)")
     parser.add_argument("--style", choices=data.STYLE_IMAGES, default=DEMO_STYLE,
                         help=f"bundled style image (default {DEMO_STYLE})")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
