@@ -45,8 +45,10 @@ class DistributedContext:
         return [part.cpu() for part in parts]
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """``module`` in DistributedDataParallel when distributed, else as is."""
-        if not self.enabled:
+        """``module`` in DistributedDataParallel when distributed, else as is
+        (also as is when it trains nothing, like the statistics style
+        encoder: DDP refuses a module without trainable parameters)."""
+        if not self.enabled or not any(p.requires_grad for p in module.parameters()):
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
