@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastgram import imageio, memory, precision
+from fastgram import color, imageio, memory, precision
 from fastgram._version import __version__
 from fastgram import validation
 from fastgram.train import checkpoint, networks
@@ -100,6 +100,7 @@ class StyleTransferGAN:
         alpha: float = 1.0,
         size: Optional[int] = None,
         style_code: Optional[torch.Tensor] = None,
+        preserve_color: bool = False,
     ):
         """Render ``content`` in the style of ``style`` (or of ``style_code``).
 
@@ -116,19 +117,23 @@ class StyleTransferGAN:
                 cropped back); an int resizes the shorter side to it first.
             style_code: (style_dim,) or (N, style_dim) codes, e.g. from
                 :meth:`encode_style`, averaged or interpolated.
+            preserve_color: keep the content's colours: the output's
+                luminance with the content's chroma (YCbCr, BT.601; see
+                :mod:`fastgram.color` for the method and why).
 
         Returns:
             The same kind as ``content``: PIL images for PIL images and paths,
             tensors (on their own device) for tensors; a list for a list.
         """
         alpha = validation.in_unit_interval(alpha, "alpha")
+        preserve_color = validation.boolean(preserve_color, "preserve_color")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"size: expected None or a positive int, got {size!r}")
         single = not isinstance(content, (list, tuple))
         contents = _as_list(content, "content")
         codes = self._codes_for(len(contents), style, style_code)
         results = [
-            self._stylize_one(item, code, alpha, size) for item, code in zip(contents, codes)
+            self._stylize_one(item, code, alpha, size, preserve_color) for item, code in zip(contents, codes)
         ]
         return results[0] if single else results
 
@@ -154,9 +159,12 @@ class StyleTransferGAN:
             )
         return [c.unsqueeze(0) for c in codes]
 
-    def _stylize_one(self, item: ImageLike, code: torch.Tensor, alpha: float, size):
+    def _stylize_one(self, item: ImageLike, code: torch.Tensor, alpha: float, size,
+                     keep_colors: bool):
         batch, kind, device = self._content_tensor(item, size)
         out = self._generate(batch, code, alpha)
+        if keep_colors:
+            out = color.preserve_color(out, batch)
         if kind == "pil":
             return imageio.tensor_to_pil(out[0])
         out = out.to(device)

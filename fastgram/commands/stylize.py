@@ -23,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="style strength in [0, 1] (default 1)")
     parser.add_argument("--size", type=types.positive_int, default=None,
                         help="resize the shorter side to this first (default: keep the size)")
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the content's colours: the stylised luminance with the "
+                             "content's chroma (YCbCr)")
     parser.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
     used = set()
     for i, path in enumerate(files, 1):
-        image = gan.stylize(path, style_code=code, alpha=args.alpha, size=args.size)
+        image = gan.stylize(path, style_code=code, alpha=args.alpha, size=args.size,
+                             preserve_color=args.preserve_color)
         name = f"{path.stem}_stylized.png"
         if name in used:  # same file name in two input folders
             name = f"{path.stem}_{i}_stylized.png"
