@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import List, Optional, Union
+import dataclasses
+import math
+from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -101,6 +104,8 @@ class StyleTransferGAN:
         size: Optional[int] = None,
         style_code: Optional[torch.Tensor] = None,
         preserve_color: bool = False,
+        style_weights: Optional[Sequence[float]] = None,
+        masks: Optional[Sequence[ImageLike]] = None,
     ):
         """Render ``content`` in the style of ``style`` (or of ``style_code``).
 
@@ -108,7 +113,9 @@ class StyleTransferGAN:
             content: a PIL image, a path, a (3, H, W) or (B, 3, H, W) tensor
                 in [0, 1], or a list of those.
             style: one style image for all contents, or a list with one per
-                content. Not needed when ``style_code`` is given.
+                content; with ``style_weights`` or ``masks``, the list of
+                styles to mix or to place. Not needed when ``style_code`` is
+                given.
             alpha: 1 applies the style fully, 0 keeps the content's own
                 style; in between, the AdaIN parameters of the two codes are
                 blended.
@@ -120,6 +127,19 @@ class StyleTransferGAN:
             preserve_color: keep the content's colours: the output's
                 luminance with the content's chroma (YCbCr, BT.601; see
                 :mod:`fastgram.color` for the method and why).
+            style_weights: one non-negative weight per style (or code),
+                normalised to sum 1: the styles' AdaIN parameters are mixed
+                with these weights, for every content (for the starter model
+                the parameters are the style codes themselves, so this equals
+                stylising with the weighted mean code).
+            masks: one mask per style (or code) for a single content: PIL
+                images (read as greyscale), paths, or (H, W) / (1, H, W)
+                tensors in [0, 1], of the content's size (resized with it
+                when ``size`` is given). Soft edges are allowed; at each
+                pixel the masks are normalised to sum 1, and every pixel
+                needs a positive value in at least one mask. Each region is
+                normalised with its own content statistics before it is
+                given its style's (see :mod:`fastgram.models.regions`).
 
         Returns:
             The same kind as ``content``: PIL images for PIL images and paths,
@@ -131,13 +151,29 @@ class StyleTransferGAN:
             raise ValueError(f"size: expected None or a positive int, got {size!r}")
         single = not isinstance(content, (list, tuple))
         contents = _as_list(content, "content")
-        codes = self._codes_for(len(contents), style, style_code)
+        if style_weights is not None and masks is not None:
+            raise ValueError("style_weights, masks: give one of them (mix styles everywhere, or "
+                             "place one style per region)")
+        if style_weights is None and masks is None:
+            plans = [_Style(code) for code in self._codes_for(len(contents), style, style_code)]
+        else:
+            codes = self._all_codes(style, style_code)
+            if style_weights is not None:
+                plans = [_Style(codes, weights=_mix_weights(style_weights, len(codes)))]
+            else:
+                if len(contents) != 1:
+                    raise ValueError(f"masks: expected one content image to place the regions "
+                                     f"on, got {len(contents)}")
+                plans = [_Style(codes, masks=_mask_list(masks, len(codes)))]
+            plans = plans * len(contents)
         results = [
-            self._stylize_one(item, code, alpha, size, preserve_color) for item, code in zip(contents, codes)
+            self._stylize_one(item, plan, alpha, size, preserve_color)
+            for item, plan in zip(contents, plans)
         ]
         return results[0] if single else results
 
-    def _codes_for(self, count: int, style, style_code) -> List[torch.Tensor]:
+    def _all_codes(self, style, style_code) -> torch.Tensor:
+        """(N, style_dim) codes of ``style`` (a list of images) or ``style_code``."""
         if (style is None) == (style_code is None):
             raise ValueError("style, style_code: give exactly one of them")
         if style_code is not None:
@@ -148,9 +184,11 @@ class StyleTransferGAN:
                     f"style_code: expected {self.config.style_dim} values per code, "
                     f"got shape {tuple(style_code.shape)}"
                 )
-        else:
-            styles = _as_list(style, "style")
-            codes = torch.cat([self.encode_style(s) for s in styles])
+            return codes.float()
+        return torch.cat([self.encode_style(s) for s in _as_list(style, "style")])
+
+    def _codes_for(self, count: int, style, style_code) -> List[torch.Tensor]:
+        codes = self._all_codes(style, style_code)
         if codes.shape[0] == 1:
             return [codes] * count
         if codes.shape[0] != count:
@@ -159,10 +197,16 @@ class StyleTransferGAN:
             )
         return [c.unsqueeze(0) for c in codes]
 
-    def _stylize_one(self, item: ImageLike, code: torch.Tensor, alpha: float, size,
+    def _stylize_one(self, item: ImageLike, plan: "_Style", alpha: float, size,
                      keep_colors: bool):
-        batch, kind, device = self._content_tensor(item, size)
-        out = self._generate(batch, code, alpha)
+        batch, kind, device = self._content_tensor(item, None)
+        if plan.masks is not None:
+            plan = plan.with_masks(_prepare_masks(plan.masks, batch.shape[2:], self.device))
+        if size is not None:
+            batch = _resize_shorter(batch, size)
+            if plan.masks is not None:
+                plan = plan.with_masks(_resize_masks(plan.masks, batch.shape[2:]))
+        out = self._generate(batch, plan, alpha)
         if keep_colors:
             out = color.preserve_color(out, batch)
         if kind == "pil":
@@ -170,7 +214,10 @@ class StyleTransferGAN:
         out = out.to(device)
         return out[0] if kind == "tensor3" else out
 
-    def _generate(self, batch: torch.Tensor, code: torch.Tensor, alpha: float) -> torch.Tensor:
+    def _generate(self, batch: torch.Tensor, style, alpha: float) -> torch.Tensor:
+        """Stylise ``batch`` (B, 3, H, W) with ``style``: a :class:`_Style`,
+        or (1 or B, style_dim) codes."""
+        plan = style if isinstance(style, _Style) else _Style(style)
         memory.check_budget(self.generator, batch, self.style_encoder if alpha < 1.0 else None)
         height, width = batch.shape[2:]
         stride = self.generator.stride
@@ -179,16 +226,33 @@ class StyleTransferGAN:
         pad_w = max(-width % stride, minimum - width)
         pad_h += -(height + pad_h) % stride
         pad_w += -(width + pad_w) % stride
+        masks = plan.masks
         if pad_h or pad_w:
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             batch = F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
+            if masks is not None:
+                masks = F.pad(masks, (0, pad_w, 0, pad_h), mode=mode)
+        if masks is not None:  # the regions at the resolution where AdaIN works
+            masks = F.avg_pool2d(masks, stride) if stride > 1 else masks
+        count = batch.shape[0]
         with self._autocast():
             content_code = self.generator.encode(batch)
-            params = self.generator.style_params(code.expand(batch.shape[0], -1), batch.shape[0])
+            params = self.generator.style_params(plan.codes, plan.codes.shape[0])
+            if plan.weights is not None:  # mixed at the AdaIN level
+                weights = plan.weights.to(params.device, params.dtype)
+                params = (weights[:, None] * params).sum(dim=0, keepdim=True)
+            if masks is not None:
+                params = params.unsqueeze(0).expand(count, -1, -1)  # (B, K, P)
+            else:
+                params = params.expand(count, -1)
             if alpha < 1.0:
-                own = self.generator.style_params(self.style_encoder(batch), batch.shape[0])
+                own = self.generator.style_params(self.style_encoder(batch), count)
+                own = own.unsqueeze(1) if masks is not None else own
                 params = alpha * params + (1.0 - alpha) * own
-            out = self.generator.render(content_code, params)
+            if masks is not None:
+                out = self.generator.render_regions(content_code, params, masks)
+            else:
+                out = self.generator.render(content_code, params)
         return out[:, :, :height, :width].float()
 
     def _autocast(self):
@@ -264,6 +328,99 @@ class StyleTransferGAN:
         for module, key in zip((gan.generator, gan.style_encoder), keys):
             checkpoint.load_weights(module, checkpoint.entry(state, key, dict, path), key, path)
         return gan
+
+
+@dataclasses.dataclass(frozen=True)
+class _Style:
+    """What one content is stylised with: (K, style_dim) codes, and either
+    mixing weights (K,) or masks (K, 1, H, W) (unprepared items until
+    :meth:`StyleTransferGAN._stylize_one` reads them), or neither (K = 1)."""
+
+    codes: torch.Tensor
+    weights: Optional[torch.Tensor] = None
+    masks: Optional[object] = None
+
+    def with_masks(self, masks) -> "_Style":
+        return dataclasses.replace(self, masks=masks)
+
+
+def _mix_weights(style_weights, count: int) -> torch.Tensor:
+    """``style_weights`` checked and normalised to sum 1."""
+    if isinstance(style_weights, torch.Tensor):
+        style_weights = style_weights.detach().cpu().reshape(-1).tolist()
+    if isinstance(style_weights, (str, bytes)) or not isinstance(style_weights, (list, tuple)):
+        raise TypeError(f"style_weights: expected a sequence of numbers, got "
+                        f"{type(style_weights).__name__}")
+    if len(style_weights) != count:
+        raise ValueError(f"style_weights: expected {count} weights (one per style), got "
+                         f"{len(style_weights)}")
+    values = [validation.non_negative(w, "style_weights") for w in style_weights]
+    total = math.fsum(values)
+    if not total > 0:
+        raise ValueError(f"style_weights: expected weights summing to a positive number, got "
+                         f"{list(style_weights)}")
+    return torch.tensor([v / total for v in values], dtype=torch.float32)
+
+
+def _mask_list(masks, count: int) -> list:
+    items = _as_list(masks, "masks")
+    if len(items) != count:
+        raise ValueError(f"masks: expected {count} masks (one per style), got {len(items)}")
+    return items
+
+
+def _load_mask(item, index: int) -> torch.Tensor:
+    """One mask as an (H, W) float tensor in [0, 1]."""
+    name = f"masks[{index}]"
+    if isinstance(item, torch.Tensor):
+        validation.tensor(item, name, (2, 3))
+        if item.dim() == 3 and item.shape[0] != 1:
+            raise ValueError(f"{name}: expected (H, W) or (1, H, W), got shape {tuple(item.shape)}")
+        _check_unit_range(item, name)
+        return item.reshape(item.shape[-2:]).float()
+    if isinstance(item, Image.Image):
+        image = item
+    elif isinstance(item, (str, os.PathLike)):
+        path = pathlib.Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: no such file {str(path)!r}")
+        try:
+            image = imageio.read_image(path)
+        except Exception as exc:
+            raise ValueError(f"{name}: cannot read image {str(path)!r} ({exc})") from exc
+    else:
+        raise TypeError(f"{name}: expected a PIL image, a path or a tensor, got "
+                        f"{type(item).__name__}")
+    grey = np.asarray(imageio.to_rgb(image).convert("L"), dtype=np.uint8)
+    return torch.from_numpy(grey.copy()).float() / 255.0
+
+
+def _prepare_masks(items: list, size, device) -> torch.Tensor:
+    """(K, 1, H, W) masks of the content's ``size``, normalised to sum 1 at
+    every pixel."""
+    masks = []
+    for index, item in enumerate(items):
+        mask = _load_mask(item, index)
+        if tuple(mask.shape) != tuple(size):
+            raise ValueError(f"masks[{index}]: expected the content's size {tuple(size)} "
+                             f"(height, width), got {tuple(mask.shape)}")
+        masks.append(mask.to(device))
+    stack = torch.stack(masks).unsqueeze(1)
+    total = stack.sum(dim=0, keepdim=True)
+    uncovered = int((total <= 1e-6).sum())
+    if uncovered:
+        raise ValueError(f"masks: {uncovered} pixel(s) are covered by no mask; every pixel "
+                         "needs a positive value in at least one mask (add a background mask)")
+    return stack / total
+
+
+def _resize_masks(masks: torch.Tensor, size) -> torch.Tensor:
+    """Masks resized as their content was (bilinear; renormalised)."""
+    if tuple(masks.shape[2:]) == tuple(size):
+        return masks
+    resized = F.interpolate(masks, size=tuple(size), mode="bilinear", align_corners=False)
+    resized = resized.clamp_min(0)
+    return resized / resized.sum(dim=0, keepdim=True).clamp_min(1e-12)
 
 
 def _as_list(value, name: str) -> list:

@@ -15,7 +15,15 @@ HELP = "stylise images (files or folders) in any style, with the starter model o
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("content", nargs="+", type=types.existing_path,
                         help="content images, or folders of them")
-    parser.add_argument("--style", required=True, type=types.existing_file, help="style image")
+    parser.add_argument("--style", required=True, nargs="+", type=types.existing_file,
+                        help="style image; several with --style-weights (mix them) or --mask "
+                             "(one region each)")
+    parser.add_argument("--style-weights", nargs="+", type=types.non_negative_float, default=None,
+                        metavar="W", help="one weight per --style: mix the styles (normalised "
+                                          "to sum 1)")
+    parser.add_argument("--mask", nargs="+", type=types.existing_file, default=None,
+                        metavar="MASK", help="one greyscale mask per --style, the content's "
+                                             "size (white: that style); one content only")
     parser.add_argument("--checkpoint", default=None, type=types.existing_file,
                         help="a model saved by StyleTransferGAN.save or a training checkpoint.pt "
                              "(default: the starter model shipped with fastgram)")
@@ -44,10 +52,28 @@ def content_files(paths) -> list:
     return files
 
 
+def check_styles(args: argparse.Namespace, files: list) -> None:
+    """Several styles need a way to combine them, with a value per style."""
+    count = len(args.style)
+    if args.style_weights is not None and args.mask is not None:
+        raise CommandError("--style-weights, --mask: give one of them (mix the styles "
+                           "everywhere, or one style per region)")
+    for option, values in (("--style-weights", args.style_weights), ("--mask", args.mask)):
+        if values is not None and len(values) != count:
+            raise CommandError(f"{option}: expected {count} values, one per --style, "
+                               f"got {len(values)}")
+    if count > 1 and args.style_weights is None and args.mask is None:
+        raise CommandError(f"--style: {count} styles given; add --style-weights to mix them "
+                           "or --mask to place one per region")
+    if args.mask is not None and len(files) != 1:
+        raise CommandError(f"--mask: the masks fit one content image, got {len(files)}")
+
+
 def run(args: argparse.Namespace) -> int:
     from fastgram.transfer import StyleTransferGAN
 
     files = content_files(args.content)
+    check_styles(args, files)
     types.check_backend()
     out_dir = types.output_dir(args.out)
     # Errors below (a checkpoint that does not fit, an unreadable image, too
@@ -56,11 +82,18 @@ def run(args: argparse.Namespace) -> int:
         gan = StyleTransferGAN.pretrained(device=args.device)
     else:
         gan = StyleTransferGAN.load(args.checkpoint, device=args.device)
-    code = gan.encode_style(args.style)
+    codes = gan.encode_style(args.style)
+    style = dict(style_code=codes)
+    if args.style_weights is not None:
+        style["style_weights"] = args.style_weights
+    elif args.mask is not None:
+        style["masks"] = args.mask
+    elif len(args.style) == 1:
+        style["style_code"] = codes[0]
     show = not args.quiet and sys.stderr.isatty()
     used = set()
     for i, path in enumerate(files, 1):
-        image = gan.stylize(path, style_code=code, alpha=args.alpha, size=args.size,
+        image = gan.stylize(path, **style, alpha=args.alpha, size=args.size,
                              preserve_color=args.preserve_color)
         name = f"{path.stem}_stylized.png"
         if name in used:  # same file name in two input folders

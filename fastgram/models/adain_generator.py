@@ -28,6 +28,7 @@ import torch
 
 from fastgram import ops, validation
 from fastgram.models.frozen_trunk import FrozenTrunkModule
+from fastgram.models.regions import regional_adain
 from fastgram.models.vgg_style_encoder import channel_statistics
 from fastgram.nn.vgg import VGG19Features, layer_channels, layer_stride
 
@@ -195,6 +196,16 @@ class AdaINGenerator(FrozenTrunkModule):
         """The image of ``content_code`` given the statistics ``params``
         (from :meth:`style_params`, possibly blended)."""
         return self.decoder(self.transfer(content_code, params) * self.feature_scale)
+
+    def render_regions(self, content_code: torch.Tensor, params: torch.Tensor,
+                       masks: torch.Tensor) -> torch.Tensor:
+        """:meth:`render` with one set of statistics per region: ``params``
+        (B, K, 2C), ``masks`` (K, 1, h, w) at the content code's resolution,
+        summing to 1 over K; each region is normalised with its own
+        statistics (:mod:`fastgram.models.regions`)."""
+        mean, std = params.chunk(2, dim=2)
+        features = regional_adain(content_code.float(), masks, std, mean, self.eps)
+        return self.decoder(features * self.feature_scale)
 
     def decode(self, content_code: torch.Tensor, style_code: torch.Tensor) -> torch.Tensor:
         validation.tensor(content_code, "content_code", (4,))

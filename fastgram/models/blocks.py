@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import torch
 
 from fastgram.nn.adaptive_norm import AdaptiveInstanceNorm2d
+from fastgram.models.regions import regional_adain
 from fastgram.nn.norm_activation import NormActivation
 
 NormFactory = Optional[Callable[[int], torch.nn.Module]]
@@ -124,6 +125,16 @@ class AdaINResidualBlock(torch.nn.Module):
         h = self.norm1(self.conv1(x), w1, b1)
         h = self.norm2(self.conv2(h), w2, b2)
         return x + h
+
+    def forward_regions(self, x: torch.Tensor, params: torch.Tensor,
+                        masks: torch.Tensor) -> torch.Tensor:
+        """``forward`` with one parameter set per region: ``params``
+        (B, K, 4 * C), ``masks`` (K, 1, H, W) (see
+        :func:`fastgram.models.regions.regional_adain`)."""
+        w1, b1, w2, b2 = params.split(self.channels, dim=2)
+        h = regional_adain(self.conv1(x), masks, w1, b1, self.norm1.eps, "relu")
+        h = regional_adain(self.conv2(h), masks, w2, b2, self.norm2.eps)
+        return x + h.to(x.dtype)
 
 
 class StyleMLP(torch.nn.Sequential):

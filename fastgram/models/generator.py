@@ -121,6 +121,17 @@ class Decoder(torch.nn.Module):
             offset += block.num_params
         return self.upsample(code)
 
+    def forward_regions(self, code: torch.Tensor, adain_params: torch.Tensor,
+                        masks: torch.Tensor) -> torch.Tensor:
+        """``forward`` with (B, K, P) parameters, one set per region of
+        ``masks`` (K, 1, h, w) at the code's resolution."""
+        offset = 0
+        for block in self.adain_blocks:
+            code = block.forward_regions(code, adain_params[..., offset : offset + block.num_params],
+                                         masks)
+            offset += block.num_params
+        return self.upsample(code)
+
 
 class Generator(torch.nn.Module):
     """Content image + style code -> stylised image in [0, 1].
@@ -275,6 +286,14 @@ class Generator(torch.nn.Module):
     def render(self, content_code: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The image of ``content_code`` given :meth:`style_params`."""
         return self.decoder(content_code, params)
+
+    def render_regions(self, content_code: torch.Tensor, params: torch.Tensor,
+                       masks: torch.Tensor) -> torch.Tensor:
+        """:meth:`render` with one set of :meth:`style_params` per region:
+        ``params`` (B, K, P), ``masks`` (K, 1, h, w) at the content code's
+        resolution, summing to 1 over K (every AdaIN norm of the decoder
+        takes per-region statistics, :mod:`fastgram.models.regions`)."""
+        return self.decoder.forward_regions(content_code, params, masks)
 
     def decode(
         self,
