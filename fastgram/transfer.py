@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastgram import color, imageio, memory, precision
+from fastgram import color, imageio, memory, precision, tiling
+from fastgram.models.adain_generator import AdaINGenerator, VGGStatisticsEncoder
 from fastgram._version import __version__
 from fastgram import validation
 from fastgram.train import checkpoint, networks
@@ -85,14 +86,36 @@ class StyleTransferGAN:
     # -- inference ------------------------------------------------------------
 
     @torch.no_grad()
-    def encode_style(self, images) -> torch.Tensor:
+    def encode_style(self, images, *, tile: Optional[int] = None,
+                     progress: bool = False) -> torch.Tensor:
         """Style codes (N, style_dim) of one image or a list of them (PIL
         images, paths, or (3, H, W) / (N, 3, H, W) tensors in [0, 1]).
         Images are resized so their shorter side is ``config.style_size``
-        (default ``config.size``)."""
+        (default ``config.size``).
+
+        ``tile`` (any-style models, whose code is the statistics of one VGG19
+        layer): compute those statistics over tiles of this many pixels,
+        summed over the whole image (equal to the untiled code, with memory
+        that depends on the tile, not the image); ``progress`` shows the
+        tiles on stderr."""
+        progress = validation.boolean(progress, "progress")
+        if tile is not None:
+            if not isinstance(self.style_encoder, VGGStatisticsEncoder):
+                raise ValueError("tile: tiled style encoding needs an any-style model "
+                                 "(generator='adain'), whose code is VGG19 statistics")
+            tile = tiling.check_tile(tile, self.style_encoder)
         batch = [self._style_tensor(t) for t in _as_list(images, "images")]
+        codes = []
         with self._autocast():
-            return torch.cat([self.style_encoder(t) for t in batch]).float()
+            for t in batch:
+                if tile is None:
+                    codes.append(self.style_encoder(t).float())
+                    continue
+                _, mean, var = tiling.tiled_features(self.style_encoder, t, tile, keep=False,
+                                                     progress=progress, label="style")
+                std = (var + 1e-5).sqrt()  # channel_statistics' eps
+                codes.append(torch.cat([mean, std], dim=1).float().to(t.device))
+        return torch.cat(codes)
 
     @torch.no_grad()
     def stylize(
@@ -106,6 +129,8 @@ class StyleTransferGAN:
         preserve_color: bool = False,
         style_weights: Optional[Sequence[float]] = None,
         masks: Optional[Sequence[ImageLike]] = None,
+        tile: Optional[int] = None,
+        progress: bool = False,
     ):
         """Render ``content`` in the style of ``style`` (or of ``style_code``).
 
@@ -140,6 +165,14 @@ class StyleTransferGAN:
                 needs a positive value in at least one mask. Each region is
                 normalised with its own content statistics before it is
                 given its style's (see :mod:`fastgram.models.regions`).
+            tile: stylise in tiles of this many pixels a side (any-style
+                models, ``generator="adain"``, such as the starter), with
+                AdaIN's statistics taken over the whole image, so the result
+                equals the untiled one (:mod:`fastgram.tiling`). ``None``:
+                whole, unless the memory estimate exceeds the budget, then
+                tiled with a tile size that fits. Must cover the network's
+                receptive field (20 pixels for the starter).
+            progress: show the tiles done on stderr.
 
         Returns:
             The same kind as ``content``: PIL images for PIL images and paths,
@@ -147,6 +180,15 @@ class StyleTransferGAN:
         """
         alpha = validation.in_unit_interval(alpha, "alpha")
         preserve_color = validation.boolean(preserve_color, "preserve_color")
+        progress = validation.boolean(progress, "progress")
+        if tile is not None:
+            if not isinstance(self.generator, AdaINGenerator):
+                raise ValueError("tile: tiled stylisation needs an any-style model "
+                                 "(generator='adain', e.g. StyleTransferGAN.pretrained()); this "
+                                 f"model's generator is {self.config.generator!r}")
+            tile = tiling.check_tile(tile, self.generator)
+            if masks is not None:
+                raise ValueError("tile, masks: regional styles are not tiled yet; give one of them")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"size: expected None or a positive int, got {size!r}")
         single = not isinstance(content, (list, tuple))
@@ -167,7 +209,7 @@ class StyleTransferGAN:
                 plans = [_Style(codes, masks=_mask_list(masks, len(codes)))]
             plans = plans * len(contents)
         results = [
-            self._stylize_one(item, plan, alpha, size, preserve_color)
+            self._stylize_one(item, plan, alpha, size, preserve_color, tile, progress)
             for item, plan in zip(contents, plans)
         ]
         return results[0] if single else results
@@ -198,7 +240,7 @@ class StyleTransferGAN:
         return [c.unsqueeze(0) for c in codes]
 
     def _stylize_one(self, item: ImageLike, plan: "_Style", alpha: float, size,
-                     keep_colors: bool):
+                     keep_colors: bool, tile: Optional[int] = None, progress: bool = False):
         batch, kind, device = self._content_tensor(item, None)
         if plan.masks is not None:
             plan = plan.with_masks(_prepare_masks(plan.masks, batch.shape[2:], self.device))
@@ -206,7 +248,7 @@ class StyleTransferGAN:
             batch = _resize_shorter(batch, size)
             if plan.masks is not None:
                 plan = plan.with_masks(_resize_masks(plan.masks, batch.shape[2:]))
-        out = self._generate(batch, plan, alpha)
+        out = self._generate(batch, plan, alpha, tile, progress)
         if keep_colors:
             out = color.preserve_color(out, batch)
         if kind == "pil":
@@ -214,11 +256,19 @@ class StyleTransferGAN:
         out = out.to(device)
         return out[0] if kind == "tensor3" else out
 
-    def _generate(self, batch: torch.Tensor, style, alpha: float) -> torch.Tensor:
+    def _generate(self, batch: torch.Tensor, style, alpha: float, tile: Optional[int] = None,
+                  progress: bool = False) -> torch.Tensor:
         """Stylise ``batch`` (B, 3, H, W) with ``style``: a :class:`_Style`,
-        or (1 or B, style_dim) codes."""
+        or (1 or B, style_dim) codes; in tiles of ``tile`` pixels if given."""
         plan = style if isinstance(style, _Style) else _Style(style)
-        memory.check_budget(self.generator, batch, self.style_encoder if alpha < 1.0 else None)
+        if tile is None:
+            try:
+                memory.check_budget(self.generator, batch,
+                                    self.style_encoder if alpha < 1.0 else None)
+            except memory.MemoryBudgetError:
+                tile = self._auto_tile(batch, plan)
+                if tile is None:
+                    raise
         height, width = batch.shape[2:]
         stride = self.generator.stride
         minimum = self.generator.min_size
@@ -236,11 +286,15 @@ class StyleTransferGAN:
             masks = F.avg_pool2d(masks, stride) if stride > 1 else masks
         count = batch.shape[0]
         with self._autocast():
-            content_code = self.generator.encode(batch)
             params = self.generator.style_params(plan.codes, plan.codes.shape[0])
             if plan.weights is not None:  # mixed at the AdaIN level
                 weights = plan.weights.to(params.device, params.dtype)
                 params = (weights[:, None] * params).sum(dim=0, keepdim=True)
+            if tile is not None:
+                out = tiling.tiled_render(self.generator, batch, params.expand(count, -1), tile,
+                                          self._own_style(params, alpha), progress)
+                return out[:, :, :height, :width]
+            content_code = self.generator.encode(batch)
             if masks is not None:
                 params = params.unsqueeze(0).expand(count, -1, -1)  # (B, K, P)
             else:
@@ -254,6 +308,38 @@ class StyleTransferGAN:
             else:
                 out = self.generator.render(content_code, params)
         return out[:, :, :height, :width].float()
+
+    def _own_style(self, params: torch.Tensor, alpha: float):
+        """For tiles: the ``alpha`` blend with the content's own statistics,
+        which pass 1 computes (the adain model's style encoder takes those
+        very statistics), or None at ``alpha = 1``."""
+        if alpha == 1.0:
+            return None
+        encoder = self.style_encoder
+        if not (isinstance(encoder, VGGStatisticsEncoder) and encoder.layer == self.generator.layer):
+            raise ValueError("alpha, tile: alpha < 1 in tiles needs the style encoder of the "
+                             "generator's layer; stylise whole or with alpha=1")
+        return lambda own: alpha * params + (1.0 - alpha) * own
+
+    def _auto_tile(self, batch: torch.Tensor, plan: "_Style") -> Optional[int]:
+        """The largest tile whose work and kept features fit the memory
+        budget, when this model and style can be tiled; else None."""
+        if not isinstance(self.generator, AdaINGenerator) or plan.masks is not None:
+            return None
+        budget, _ = memory.budget_bytes(batch.device)
+        count, _, height, width = batch.shape
+        stride = self.generator.stride
+        kept = count * (self.generator.style_dim // 2) * (height // stride) * (width // stride)
+        kept *= 4 if kept * 4 <= tiling.FLOAT32_FEATURE_BYTES else 2
+        halo = tiling.receptive_field(self.generator)
+        tile = min(2048, max(height, width) // 2)
+        while tile >= halo:  # halving: few estimates, and tiles of similar shape
+            side = tile - tile % stride + 2 * halo
+            work = memory.estimate_generate_bytes(self.generator, (count, 3, side, side))
+            if budget is None or work + kept <= budget:
+                return tiling.check_tile(tile, self.generator)
+            tile //= 2
+        return None
 
     def _autocast(self):
         """bf16 autocast on a CPU that runs it natively, for models trained

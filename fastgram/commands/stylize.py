@@ -34,6 +34,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preserve-color", action="store_true",
                         help="keep the content's colours: the stylised luminance with the "
                              "content's chroma (YCbCr)")
+    parser.add_argument("--tile", type=types.positive_int, default=None,
+                        help="stylise in tiles of this many pixels with the whole image's "
+                             "statistics (any-style models; default: only when the image does "
+                             "not fit the memory budget)")
     parser.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -94,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     used = set()
     for i, path in enumerate(files, 1):
         image = gan.stylize(path, **style, alpha=args.alpha, size=args.size,
-                             preserve_color=args.preserve_color)
+                             preserve_color=args.preserve_color, tile=args.tile,
+                             progress=show)
         name = f"{path.stem}_stylized.png"
         if name in used:  # same file name in two input folders
             name = f"{path.stem}_{i}_stylized.png"
