@@ -50,8 +50,14 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     """(3, H, W) tensor in [0, 1] (values outside are clipped) -> RGB PIL image."""
     if tensor.dim() != 3 or tensor.shape[0] != 3:
         raise ValueError(f"tensor: expected shape (3, H, W), got {tuple(tensor.shape)}")
-    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte()
-    return Image.fromarray(array.permute(1, 2, 0).cpu().numpy(), mode="RGB")
+    # a band of rows at a time: no float copies of a whole large image
+    height, width = tensor.shape[1:]
+    array = np.empty((height, width, 3), dtype=np.uint8)
+    band = max(1, 2**22 // max(1, width))
+    for top in range(0, height, band):
+        rows = tensor[:, top:top + band].detach().float().clamp(0, 1).mul_(255).round_().byte()
+        array[top:top + band] = rows.permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGB")
 
 
 def save_image(tensor: torch.Tensor, path: PathLike) -> pathlib.Path:

@@ -21,26 +21,31 @@ reflect padding see what they see untiled.
 
 What persists between the passes is the features at the AdaIN layer
 (C channels at 1/stride of the resolution: 256 x H/4 x W/4 for the starter,
-16 values per 1 input pixel's 3). They are held in host memory, in float32
-up to :data:`FLOAT32_FEATURE_BYTES` and in float16 above (then the output
-differs from the untiled one by the float16 rounding of the features).
+16 values per input pixel, 1 GiB in float32 for a 4096² photo). They are
+kept in float32, so the result is exact at every size: in host memory up to
+:data:`IN_MEMORY_FEATURE_BYTES`, above that in an unlinked temporary file
+(the operating system's page cache holds it while memory is free, outside
+the process's resident memory, and writes it to disk when memory is short).
 Everything else held at once is one tile with its halo, so the peak of the
 network work depends on the tile size, not the image size; the input and
-output images themselves are of course whole.
+output images themselves are whole (float32, 12 bytes per pixel each).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Callable, Optional, Tuple
 
+import numpy as np
 import torch
 
 from fastgram import validation
 
-# Features kept between the passes up to this size stay float32 (exact).
-FLOAT32_FEATURE_BYTES = 256 * 2**20
+# Features kept between the passes up to this size stay in memory; larger
+# ones go to a temporary file.
+IN_MEMORY_FEATURE_BYTES = 256 * 2**20
 
 
 def _radius(modules, scale: float = 1.0) -> float:
@@ -114,6 +119,60 @@ class _Progress:
             sys.stderr.flush()
 
 
+class _MemoryStore:
+    """The kept features as one float32 tensor in host memory."""
+
+    def __init__(self, count: int, channels: int, height: int, width: int):
+        self.data = torch.empty(count, channels, height, width, dtype=torch.float32)
+
+    def write(self, y0: int, x0: int, values: torch.Tensor) -> None:
+        self.data[:, :, y0:y0 + values.shape[2], x0:x0 + values.shape[3]] = values.cpu()
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+        return self.data[:, :, top:bottom, left:right]
+
+    def close(self) -> None:
+        self.data = None
+
+
+class _FileStore:
+    """The kept features in an unlinked temporary file, float32, laid out
+    (B, H, W, C) so that a tile's row is one contiguous read. Pages of the
+    file live in the kernel's page cache (not in this process's resident
+    memory) or on disk."""
+
+    def __init__(self, count: int, channels: int, height: int, width: int):
+        import tempfile
+
+        self.shape = (count, channels, height, width)
+        self.file = tempfile.TemporaryFile(prefix="fastgram-tiles-")
+        self.file.truncate(count * height * width * channels * 4)
+        self.fd = self.file.fileno()
+
+    def _offset(self, b: int, y: int, x: int) -> int:
+        _, channels, height, width = self.shape
+        return (((b * height) + y) * width + x) * channels * 4
+
+    def write(self, y0: int, x0: int, values: torch.Tensor) -> None:
+        rows = values.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        for b in range(rows.shape[0]):
+            for i in range(rows.shape[1]):
+                os.pwrite(self.fd, rows[b, i].tobytes(), self._offset(b, y0 + i, x0))
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+        count, channels = self.shape[:2]
+        out = np.empty((count, bottom - top, right - left, channels), dtype=np.float32)
+        size = (right - left) * channels * 4
+        for b in range(count):
+            for i, y in enumerate(range(top, bottom)):
+                out[b, i] = np.frombuffer(os.pread(self.fd, size, self._offset(b, y, left)),
+                                          dtype=np.float32).reshape(right - left, channels)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def tiled_features(network, batch: torch.Tensor, tile: int, keep: bool = True,
                    progress: bool = False, label: str = "features"):
     """Pass 1: the features of ``network.vgg`` (an AdaIN generator or the
@@ -128,9 +187,8 @@ def tiled_features(network, batch: torch.Tensor, tile: int, keep: bool = True,
     fh, fw = height // stride, width // stride
     features = None
     if keep:
-        nbytes = count * channels * fh * fw * 4
-        dtype = torch.float32 if nbytes <= FLOAT32_FEATURE_BYTES else torch.float16
-        features = torch.empty(count, channels, fh, fw, dtype=dtype)
+        in_memory = count * channels * fh * fw * 4 <= IN_MEMORY_FEATURE_BYTES
+        features = (_MemoryStore if in_memory else _FileStore)(count, channels, fh, fw)
     total = torch.zeros(count, channels, dtype=torch.float64)
     squares = torch.zeros(count, channels, dtype=torch.float64)
     bar = _Progress(len(range(0, height, tile)) * len(range(0, width, tile)), label, progress)
@@ -145,7 +203,7 @@ def tiled_features(network, batch: torch.Tensor, tile: int, keep: bool = True,
             total += flat.sum(dim=2).cpu()
             squares += (flat * flat).sum(dim=2).cpu()
             if features is not None:
-                features[:, :, y0 // stride:y1 // stride, x0 // stride:x1 // stride] = own.cpu()
+                features.write(y0 // stride, x0 // stride, own)
             bar.step()
     positions = fh * fw
     mean = total / positions
@@ -172,7 +230,7 @@ def tiled_render(generator, batch: torch.Tensor, params: torch.Tensor, tile: int
     scale = (scale * generator.feature_scale).float().to(device)[..., None, None]
     shift = (shift * generator.feature_scale).float().to(device)[..., None, None]
     count, _, height, width = batch.shape
-    fh, fw = features.shape[2:]
+    fh, fw = height // stride, width // stride
     out = torch.empty(count, 3, height, width, dtype=torch.float32, device=device)
     ftile = tile // stride
     bar = _Progress(len(range(0, fh, ftile)) * len(range(0, fw, ftile)), "stylise, pass 2/2",
@@ -181,14 +239,15 @@ def tiled_render(generator, batch: torch.Tensor, params: torch.Tensor, tile: int
         for x0, x1 in _spans(fw, ftile):
             top, left = max(0, y0 - halo), max(0, x0 - halo)
             bottom, right = min(fh, y1 + halo), min(fw, x1 + halo)
-            part = features[:, :, top:bottom, left:right].to(device, torch.float32)
+            part = features.read(top, bottom, left, right).to(device, torch.float32)
             image = generator.decoder(part * scale + shift).float()
             out[:, :, y0 * stride:y1 * stride, x0 * stride:x1 * stride] = image[
                 :, :, (y0 - top) * stride:(y1 - top) * stride,
                 (x0 - left) * stride:(x1 - left) * stride]
             bar.step()
+    features.close()
     return out
 
 
-__all__ = ["FLOAT32_FEATURE_BYTES", "check_tile", "halos", "receptive_field", "tiled_features",
+__all__ = ["IN_MEMORY_FEATURE_BYTES", "check_tile", "halos", "receptive_field", "tiled_features",
            "tiled_render"]

@@ -329,8 +329,8 @@ class StyleTransferGAN:
         budget, _ = memory.budget_bytes(batch.device)
         count, _, height, width = batch.shape
         stride = self.generator.stride
-        kept = count * (self.generator.style_dim // 2) * (height // stride) * (width // stride)
-        kept *= 4 if kept * 4 <= tiling.FLOAT32_FEATURE_BYTES else 2
+        kept = count * (self.generator.style_dim // 2) * (height // stride) * (width // stride) * 4
+        kept = kept if kept <= tiling.IN_MEMORY_FEATURE_BYTES else 0  # else in a file
         halo = tiling.receptive_field(self.generator)
         tile = min(2048, max(height, width) // 2)
         while tile >= halo:  # halving: few estimates, and tiles of similar shape

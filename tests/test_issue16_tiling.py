@@ -34,6 +34,14 @@ def test_tiles_equal_the_whole_image(starter):
     assert (starter.stylize(content, style=style, preserve_color=True, tile=48) - kept).abs().max() < 1e-4
 
 
+def test_features_kept_in_a_temporary_file_give_the_same_result(starter, monkeypatch):
+    content = data.load_image("coffee", (64, 96))
+    code = starter.encode_style(data.image_path("retina"))
+    whole = starter.stylize(content, style_code=code)
+    monkeypatch.setattr(tiling, "IN_MEMORY_FEATURE_BYTES", 0)
+    assert (starter.stylize(content, style_code=code, tile=40) - whole).abs().max() < 1e-4
+
+
 def test_naive_tiles_would_not_be_equal(starter):
     """The check above can fail: each tile normalised with its own
     statistics differs from the whole image."""

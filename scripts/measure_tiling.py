@@ -1,0 +1,159 @@
+"""Measure tiled stylisation (fastgram.tiling) against the whole image.
+
+    python scripts/measure_tiling.py --out benchmarks/results/tiling_2026-12-06
+
+* equality: max |tiled - whole| for the starter model in float32 on a photo
+  at 1024² and 2048², for several tile sizes (some not dividing the image);
+* peak RSS (resource.getrusage maxrss, in a fresh subprocess per case) of
+  stylising a 4096² photo in tiles with the starter model, and the memory
+  estimate of the whole-image forward for the starter and the default model;
+* time per pixel, tiled against whole, at 2048², interleaved, median of
+  --repeats, in the model's own precision (bf16 autocast where the CPU runs
+  it natively).
+
+Writes report.json into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fastgram import StyleTransferGAN, data, memory, precision  # noqa: E402
+
+
+def photo(side: int) -> torch.Tensor:
+    """A photo (the astronaut, 512²) upscaled to side², as (1, 3, side, side)."""
+    return data.load_image("astronaut", (side, side))
+
+
+def equality(sides, tiles) -> list:
+    saved = precision.cpu_has_native_bf16
+    precision.cpu_has_native_bf16 = lambda: False  # float32 end to end
+    try:
+        gan = StyleTransferGAN.pretrained(device="cpu")
+    finally:
+        precision.cpu_has_native_bf16 = saved
+    code = gan.encode_style(data.image_path("retina"))
+    rows = []
+    for side in sides:
+        content = photo(side)
+        whole = gan.stylize(content, style_code=code)
+        for tile in tiles:
+            tiled = gan.stylize(content, style_code=code, tile=tile)
+            diff = float((tiled - whole).abs().max())
+            rows.append({"side": side, "tile": tile, "divides": side % tile == 0,
+                         "max_abs_diff": diff})
+            print(f"equality {side}² tile {tile}: {diff:.2e}", flush=True)
+    return rows
+
+
+_CHILD = r"""
+import json, resource, sys, torch
+sys.path.insert(0, sys.argv[1])
+from fastgram import StyleTransferGAN, data
+side, tile = int(sys.argv[2]), int(sys.argv[3])
+gan = StyleTransferGAN.pretrained(device="cpu")
+code = gan.encode_style(data.image_path("retina"))
+from PIL import Image
+with Image.open(data.image_path("astronaut")) as small:
+    picture = small.convert("RGB").resize((side, side), Image.BICUBIC)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+out = gan.stylize(picture, style_code=code, tile=tile)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"before": before, "peak": peak, "size": list(out.size)}))
+"""
+
+
+def peak_rss(side: int, tile: int) -> dict:
+    env = dict(os.environ, FASTGRAM_MEMORY_BUDGET="unlimited")
+    result = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(side), str(tile)],
+                            capture_output=True, text=True, env=env, timeout=1800)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-2000:])
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"peak RSS {side}² tile {tile}: {found['peak'] / 2**30:.2f} GiB "
+          f"({found['before'] / 2**30:.2f} GiB before stylising)", flush=True)
+    return {"side": side, "tile": tile, "peak_rss_bytes": found["peak"],
+            "rss_before_stylize_bytes": found["before"]}
+
+
+def estimates(side: int) -> list:
+    rows = []
+    for name, gan in (("starter", StyleTransferGAN.pretrained(device="cpu")),
+                      ("default (munit, StyleTransferGAN())", StyleTransferGAN(device="cpu"))):
+        estimate = memory.estimate_generate_bytes(gan.generator, (1, 3, side, side))
+        rows.append({"model": name, "side": side, "whole_image_estimate_bytes": estimate})
+        print(f"estimate {name} {side}² whole: {estimate / 2**30:.2f} GiB", flush=True)
+    return rows
+
+
+def timing(side: int, tile: int, repeats: int) -> dict:
+    gan = StyleTransferGAN.pretrained(device="cpu")
+    code = gan.encode_style(data.image_path("retina"))
+    content = photo(side)
+    gan.stylize(content[..., :256, :256], style_code=code)  # warm-up
+    times = {"whole": [], "tiled": []}
+    os.environ["FASTGRAM_MEMORY_BUDGET"] = "unlimited"
+    for _ in range(repeats):
+        for name, kwargs in (("whole", {}), ("tiled", {"tile": tile})):
+            start = time.perf_counter()
+            gan.stylize(content, style_code=code, **kwargs)
+            times[name].append(time.perf_counter() - start)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    pixels = side * side
+    row = {"side": side, "tile": tile, "repeats": repeats,
+           "bf16": precision.bf16_on_cpu(torch.device("cpu"), gan.config.amp_cpu),
+           "seconds": times, "median_seconds": medians,
+           "ns_per_pixel": {k: v / pixels * 1e9 for k, v in medians.items()},
+           "ratio_tiled_over_whole": medians["tiled"] / medians["whole"]}
+    print(f"time {side}² tile {tile}: whole {medians['whole']:.2f} s, tiled "
+          f"{medians['tiled']:.2f} s, ratio {row['ratio_tiled_over_whole']:.2f}", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="benchmarks/results/tiling")
+    parser.add_argument("--sides", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--tiles", type=int, nargs="+", default=[256, 384, 1000])
+    parser.add_argument("--rss-side", type=int, default=4096)
+    parser.add_argument("--rss-tiles", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--time-side", type=int, default=2048)
+    parser.add_argument("--time-tile", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["equality", "rss", "estimate", "time"])
+    args = parser.parse_args()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FASTGRAM_MEMORY_BUDGET", "unlimited")  # the whole-image references
+    report = {"machine": platform.processor() or platform.machine(),
+              "cpus": os.cpu_count(), "torch": torch.__version__,
+              "note": "CPU shared with other jobs; timings interleaved, medians"}
+    if "equality" not in args.skip:
+        report["equality_float32"] = equality(args.sides, args.tiles)
+    if "estimate" not in args.skip:
+        report["whole_image_estimates"] = estimates(args.rss_side)
+    if "rss" not in args.skip:
+        report["peak_rss_tiled"] = [peak_rss(args.rss_side, t) for t in args.rss_tiles]
+    if "time" not in args.skip:
+        report["time"] = timing(args.time_side, args.time_tile, args.repeats)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
