@@ -118,6 +118,7 @@ COMMANDS: list = [
     _subcommand("stylize"),
     _subcommand("demo"),
     _subcommand("evaluate"),
+    _subcommand("export"),
 ]
 
 

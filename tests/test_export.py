@@ -153,3 +153,60 @@ def test_read_metadata_refuses_other_files(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ValueError, match="path: expected a .onnx or .pt2 file"):
         export.read_metadata(other)
+
+
+# -- fastgram export --------------------------------------------------------------
+
+
+def _cli(args, capsys):
+    from fastgram import cli
+
+    status = cli.main(args)
+    out, err = capsys.readouterr()
+    return status, out, err.strip()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    gan = StyleTransferGAN(size=32, device="cpu", generator="adain", vgg_weights=None)
+    return gan.save(tmp_path_factory.mktemp("tiny") / "tiny.pt")
+
+
+def test_cli_export_writes_both_graphs(tiny_model, tmp_path, capsys):
+    status, out, _ = _cli(["export", str(tmp_path / "tiny.pt2"), "--checkpoint",
+                           str(tiny_model)], capsys)
+    assert status == 0
+    assert f"wrote generator: {tmp_path / 'tiny.pt2'}" in out
+    assert (tmp_path / "tiny.style_encoder.pt2").is_file()
+    content = torch.rand(1, 3, 16, 20)
+    code = torch.rand(1, 512)
+    got = torch.export.load(tmp_path / "tiny.pt2").module()(content, code)
+    assert got.shape == content.shape
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{tmp}/model.bin"], "OUT: '{tmp}/model.bin' ends in neither .onnx nor .pt2"),
+    (["{tmp}/model.pt2", "--format", "onnx"], "path: a onnx file must end in '.onnx'"),
+    (["{tmp}/no/model.onnx"], "path: no folder '{tmp}/no'"),
+])
+def test_cli_export_argument_errors(args, words, tmp_path, capsys):
+    args = [a.format(tmp=tmp_path) for a in args]
+    status, _, err = _cli(["export", *args], capsys)
+    assert status == 2
+    assert err.startswith("fastgram export: error: ") and "\n" not in err, err
+    assert words.format(tmp=tmp_path) in err, err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_names_the_missing_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnxscript", None)
+    status, _, err = _cli(["export", str(tmp_path / "m.onnx")], capsys)
+    assert status == 2
+    assert "needs the package(s) onnxscript" in err and "fastgram[export]" in err
+
+
+def test_cli_export_refuses_a_missing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _cli(["export", str(tmp_path / "m.onnx"), "--checkpoint", str(tmp_path / "no.pt")], capsys)
+    assert stop.value.code == 2
+    assert "no such file" in capsys.readouterr().err
