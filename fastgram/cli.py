@@ -119,6 +119,7 @@ COMMANDS: list = [
     _subcommand("demo"),
     _subcommand("evaluate"),
     _subcommand("export"),
+    _subcommand("serve"),
 ]
 
 
