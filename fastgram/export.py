@@ -26,6 +26,7 @@ with each file: ONNX metadata properties, and ``fastgram.json`` in the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 from typing import Dict
@@ -160,8 +161,18 @@ def _write_onnx(program, target: pathlib.Path, info: dict, role: str) -> None:
 
     inputs = ["content", "style_code"] if role == "generator" else ["style"]
     outputs = ["image"] if role == "generator" else ["style_code"]
-    onnx_program = torch.onnx.export(program, input_names=inputs, output_names=outputs,
-                                     opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+    # The exporter warns, per file, that torchvision's operators (which
+    # fastgram never uses) cannot be registered; only that logger is quietened.
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
+    try:
+        onnx_program = torch.onnx.export(program, input_names=inputs, output_names=outputs,
+                                         opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+    except Exception as exc:
+        raise ExportError(f"{role}: the ONNX exporter could not convert it ({exc})") from exc
+    finally:
+        registry_log.setLevel(level)
     model = onnx_program.model_proto
     for key, value in {**info, "graph": role}.items():
         entry = model.metadata_props.add()
