@@ -165,3 +165,24 @@ def test_serve_names_the_missing_extra(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "werkzeug.serving", None)
     assert cli.main(["serve"]) == 2
     assert "pip install 'fastgram[serve]'" in capsys.readouterr().err
+
+
+def test_a_failing_job_reports_its_error_and_the_queue_goes_on():
+    from fastgram.serve.jobs import JobQueue
+
+    queue = JobQueue()
+    try:
+        def broken(report):
+            report("stylising", 0.2)
+            raise ValueError("style: something\nwent wrong")
+
+        failed = queue.submit(broken)
+        fine = queue.submit(lambda report: Image.new("RGB", (9, 7)))
+        deadline = time.monotonic() + 10
+        while fine.state != "done" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert failed.status()["state"] == "failed"
+        assert failed.status()["error"] == "style: something went wrong"
+        assert fine.status()["width"] == 9 and fine.png.startswith(b"\x89PNG")
+    finally:
+        queue.close()
