@@ -186,3 +186,42 @@ def test_a_failing_job_reports_its_error_and_the_queue_goes_on():
         assert fine.status()["width"] == 9 and fine.png.startswith(b"\x89PNG")
     finally:
         queue.close()
+
+
+class _RecordingGAN(StyleTransferGAN):
+    """A model whose stylize takes preserve_color and records it."""
+
+    def stylize(self, content, style=None, *, alpha=1.0, size=None, style_code=None,
+                preserve_color=False):
+        self.seen.append(preserve_color)
+        return StyleTransferGAN.stylize(self, content, style, alpha=alpha, size=size,
+                                        style_code=style_code)
+
+
+class _OlderGAN(StyleTransferGAN):
+    """A model whose stylize has no preserve_color parameter."""
+
+    def stylize(self, content, style=None, *, alpha=1.0, size=None, style_code=None):
+        return StyleTransferGAN.stylize(self, content, style, alpha=alpha, size=size,
+                                        style_code=style_code)
+
+
+def test_the_preserve_colour_box_reaches_stylize():
+    gan = _RecordingGAN(size=32, device="cpu", generator="adain", vgg_weights=None)
+    gan.seen = []
+    client = create_app(gan, max_side=32).test_client()
+    assert client.get("/api/info").get_json()["preserve_color"] is True
+    for flag in ("1", "0"):
+        started = client.post("/api/jobs", data={"content_sample": "coffee",
+                                                 "style_sample": "grass", "preserve_color": flag})
+        assert wait(client, started.get_json()["id"])["state"] == "done"
+    assert gan.seen == [True, False]
+
+
+def test_preserve_colour_is_refused_where_stylize_lacks_it():
+    gan = _OlderGAN(size=32, device="cpu", generator="adain", vgg_weights=None)
+    client = create_app(gan).test_client()
+    assert client.get("/api/info").get_json()["preserve_color"] is False
+    status, error = _post(client, content_sample="coffee", style_sample="grass",
+                          preserve_color="1")
+    assert status == 400 and error.startswith("preserve_color: this fastgram's stylize has no")
