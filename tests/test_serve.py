@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -225,3 +226,21 @@ def test_preserve_colour_is_refused_where_stylize_lacks_it():
     status, error = _post(client, content_sample="coffee", style_sample="grass",
                           preserve_color="1")
     assert status == 400 and error.startswith("preserve_color: this fastgram's stylize has no")
+
+
+def test_preserve_colour_through_the_page_keeps_the_photos_chroma(gan, client):
+    import inspect
+
+    if "preserve_color" not in inspect.signature(gan.stylize).parameters:
+        pytest.skip("StyleTransferGAN.stylize has no preserve_color here (issue 16 not merged)")
+    chroma = {}
+    for flag in ("0", "1"):
+        started = client.post("/api/jobs", data={"content_sample": "coffee",
+                                                 "style_sample": "grass", "preserve_color": flag})
+        status = wait(client, started.get_json()["id"])
+        png = client.get(f"/api/jobs/{status['id']}/result.png").data
+        chroma[flag] = np.asarray(Image.open(io.BytesIO(png)).convert("YCbCr"), np.float32)[..., 1:]
+    with Image.open(data.image_path("coffee")) as photo:
+        photo = photo.convert("RGB").resize((64, 43), Image.BICUBIC).convert("YCbCr")
+    original = np.asarray(photo, np.float32)[..., 1:]
+    assert np.abs(chroma["1"] - original).mean() < 1.0 < np.abs(chroma["0"] - original).mean()
