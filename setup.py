@@ -87,6 +87,6 @@ def extension_options() -> dict:
 setup(
     packages=PACKAGES,
     package_dir={"fastgram.kernels": "kernels"},
-    package_data={"fastgram": ["data/*", "data/*/*", "data/*/*/*"]},
+    package_data={"fastgram": ["data/*", "data/*/*", "data/*/*/*", "serve/*.html"]},
     **extension_options(),
 )

@@ -118,6 +118,8 @@ COMMANDS: list = [
     _subcommand("stylize"),
     _subcommand("demo"),
     _subcommand("evaluate"),
+    _subcommand("export"),
+    _subcommand("serve"),
 ]
 
 

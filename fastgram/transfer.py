@@ -371,6 +371,30 @@ class StyleTransferGAN:
         size = self.config.style_size or self.config.size
         return _resize_shorter(batch.to(self.device, torch.float32), size)
 
+    # -- export -------------------------------------------------------------------
+
+    def export(self, path, format: str = "onnx") -> dict:
+        """Write the generator and the style encoder as graphs of standard
+        operators that run without fastgram (see :mod:`fastgram.export`).
+
+        Args:
+            path: the generator's file, ending in ``.onnx`` (``format="onnx"``,
+                opset 18, needs ``pip install 'fastgram[export]'``) or ``.pt2``
+                (``format="torch_export"``, read back with
+                ``torch.export.load``). The style encoder goes beside it as
+                ``<name>.style_encoder.<suffix>``.
+            format: ``"onnx"`` or ``"torch_export"``.
+
+        The generator graph takes ``content`` (B, 3, H, W) in [0, 1], H and W
+        multiples of ``generator.stride`` (4) and at least
+        ``generator.min_size`` (8), and ``style_code`` (1, style_dim); it
+        renders at ``alpha=1`` in float32. Returns
+        ``{"generator": path, "style_encoder": path}``.
+        """
+        from fastgram import export
+
+        return export.export(self, path, format)
+
     # -- persistence ------------------------------------------------------------
 
     def save(self, path) -> pathlib.Path:
