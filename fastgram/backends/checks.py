@@ -140,16 +140,33 @@ def _style_of(content: torch.Tensor, style) -> None:
         )
 
 
-def adain(content, style, eps_, alpha_) -> None:
+def unbiased(flag, tensors: dict) -> None:
+    """``unbiased`` is a bool, and when true each tensor of ``{name: tensor}``
+    has the 2 spatial positions the divisor H*W - 1 needs."""
+    if not isinstance(flag, bool):
+        raise TypeError(f"unbiased: expected True or False, got {flag!r}")
+    if flag:
+        for name, t in tensors.items():
+            if math.prod(t.shape[2:]) < 2:
+                raise ValueError(
+                    f"{name}: the unbiased variance needs at least 2 spatial positions, "
+                    f"got shape {_shape(t)}"
+                )
+
+
+def adain(content, style, eps_, alpha_, unbiased_=False) -> None:
     features(content, "content")
     _style_of(content, style)
     eps(eps_)
     alpha(alpha_)
+    unbiased(unbiased_, {"content": content, "style": style})
 
 
-def adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha_) -> None:
+def adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha_,
+                   unbiased_=False) -> None:
     features(content, "content")
     _style_of(content, style)
+    unbiased(unbiased_, {"content": content, "style": style})
     like(grad_out, "grad_out", content, "content", _shape(content), content.dtype)
     row_stats(c_mean, "c_mean", content, content.shape[0])
     row_stats(c_rstd, "c_rstd", content, content.shape[0])

@@ -17,7 +17,9 @@ the other backends, which autocast never sees, do.
 Statistics convention (instance norm and AdaIN alike): per sample and
 channel over the spatial positions, mean ``mu`` and *biased* variance
 ``var`` (divided by H*W, as ``torch.nn.functional.instance_norm`` does), and
-``sigma = sqrt(var + eps)``: eps enters inside the square root.
+``sigma = sqrt(var + eps)``: eps enters inside the square root. AdaIN and the
+moment loss also take ``unbiased=True``: the variance is then divided by
+H*W - 1 (pytorch-AdaIN's ``var()``), still ``sigma = sqrt(var + eps)``.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ def outside_autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _channel_stats(x: torch.Tensor):
-    """Per-(sample, channel) mean and biased variance over all spatial dims."""
+def _channel_stats(x: torch.Tensor, unbiased: bool = False):
+    """Per-(sample, channel) mean and variance over all spatial dims, divided
+    by H*W (biased) or H*W - 1 (unbiased)."""
     dims = tuple(range(2, x.dim()))
     mean = x.mean(dim=dims, keepdim=True)
-    var = x.var(dim=dims, unbiased=False, keepdim=True)
+    var = x.var(dim=dims, unbiased=unbiased, keepdim=True)
     return mean, var
 
 
@@ -127,16 +130,18 @@ def instance_norm(
     return activate(y, activation, negative_slope).to(x.dtype)
 
 
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float,
+          unbiased: bool = False) -> torch.Tensor:
     """``alpha * (sigma_s * (c - mu_c) / sigma_c + mu_s) + (1 - alpha) * c``.
 
-    ``style`` has the batch size of ``content`` or 1 (one style for all).
+    ``style`` has the batch size of ``content`` or 1 (one style for all);
+    ``unbiased`` divides both variances by H*W - 1 instead of H*W.
     """
     cdt = compute_dtype(content.dtype)
     c = content.to(cdt)
     s = style.to(cdt)
-    c_mean, c_var = _channel_stats(c)
-    s_mean, s_var = _channel_stats(s)
+    c_mean, c_var = _channel_stats(c, unbiased)
+    s_mean, s_var = _channel_stats(s, unbiased)
     stylized = (c - c_mean) * torch.rsqrt(c_var + eps) * torch.sqrt(s_var + eps) + s_mean
     return (alpha * stylized + (1.0 - alpha) * c).to(content.dtype)
 
