@@ -235,3 +235,34 @@ def style_loss_backward(grad, features_, saved, weights, scales, targets=None) -
         like(m, f"saved[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1], f.shape[1]))
         if targets is not None:
             gram_target(targets[i], f"targets[{i}]", f)
+
+
+def _target_stat(t, name: str, f: torch.Tensor) -> None:
+    """A (1, C) or (B, C) target statistic of feature map ``f``, in its dtype."""
+    like(t, name, f, "the features", dtype=f.dtype)
+    if t.dim() != 2 or t.shape[1] != f.shape[1] or t.shape[0] not in (1, f.shape[0]):
+        raise ValueError(
+            f"{name}: expected shape (1, {f.shape[1]}) or ({f.shape[0]}, {f.shape[1]}), "
+            f"got {_shape(t)}"
+        )
+
+
+def moment_loss(features_, target_means, target_sigmas, weights, eps_, unbiased_) -> None:
+    _layers(features_, {"target_means": target_means, "target_sigmas": target_sigmas,
+                        "weights": weights})
+    for i, (f, m, s, w) in enumerate(zip(features_, target_means, target_sigmas, weights)):
+        _number(w, f"weights[{i}]")
+        _target_stat(m, f"target_means[{i}]", f)
+        _target_stat(s, f"target_sigmas[{i}]", f)
+    eps(eps_)
+    unbiased(unbiased_, {f"features[{i}]": f for i, f in enumerate(features_)})
+
+
+def moment_loss_backward(grad, features_, means, sigmas, target_means, target_sigmas, weights,
+                         unbiased_) -> None:
+    moment_loss(features_, target_means, target_sigmas, weights, 1.0, unbiased_)
+    _layers(features_, {"means": means, "sigmas": sigmas})
+    like(grad, "grad_loss", features_[0], "features[0]", ())
+    for i, (f, m, s) in enumerate(zip(features_, means, sigmas)):
+        like(m, f"means[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), f.dtype)
+        like(s, f"sigmas[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), f.dtype)

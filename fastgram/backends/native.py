@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from fastgram.backends import OpImpl, reference
 
-OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
+OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain", "moment_loss")
 
 
 def _in_compute_dtype(t: torch.Tensor) -> torch.Tensor:
@@ -112,4 +112,7 @@ def table() -> dict:
         "content_loss": OpImpl(reference.content_loss),
         "instance_norm": OpImpl(instance_norm),
         "adain": OpImpl(adain),
+        # torch.var_mean is already one pass per layer: the reference is what
+        # a user would write
+        "moment_loss": OpImpl(reference.moment_loss),
     }

@@ -146,11 +146,39 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float,
     return (alpha * stylized + (1.0 - alpha) * c).to(content.dtype)
 
 
+def channel_moments(x: torch.Tensor, eps: float, unbiased: bool):
+    """(mean, sigma) of ``x`` per sample and channel, (B, C) in the compute
+    dtype: ``sigma = sqrt(var + eps)``, var over H*W (or H*W - 1)."""
+    flat = x.flatten(2).to(compute_dtype(x.dtype))
+    var, mean = torch.var_mean(flat, dim=2, unbiased=unbiased)
+    return mean, torch.sqrt(var + eps)
+
+
+def moment_loss(
+    features: Sequence[torch.Tensor],
+    target_means: Sequence[torch.Tensor],
+    target_sigmas: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    eps: float,
+    unbiased: bool,
+) -> torch.Tensor:
+    """``sum_l w_l * (mean((mu(F_l) - M_l)^2) + mean((sigma(F_l) - S_l)^2))``;
+    the targets M_l, S_l are (B, C) or (1, C) (broadcast over the batch)."""
+    total = None
+    for f, tm, ts, w in zip(features, target_means, target_sigmas, weights):
+        mean, sigma = channel_moments(f, eps, unbiased)
+        dm = mean - tm.to(mean.dtype)
+        ds = sigma - ts.to(sigma.dtype)
+        term = w * ((dm * dm).mean() + (ds * ds).mean())
+        total = term if total is None else total + term
+    return total
+
+
 # --------------------------------------------------------------------------
 # the backend contract (see fastgram.backends)
 
 NAME = "reference"
-OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
+OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain", "moment_loss")
 
 
 def probe() -> Optional[str]:
