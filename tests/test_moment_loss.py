@@ -228,3 +228,24 @@ def test_registered_operators(gen):
         op.ext_moment_loss([plain[0][:, :, :1, :1]], tm[:1], ts[:1], [1.0], EPS, True)
     with pytest.raises(ValueError, match="target_means"):
         op.ext_moment_loss(plain[:1], [tm[1]], ts[:1], [1.0], EPS, False)
+
+
+def test_triton_split_reduction(gen):
+    """Rows cut into several chunks (lowered thresholds): the merge of the
+    chunk statistics and the chunked backward sweep."""
+    _ready("triton")
+    if not (os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available()):
+        pytest.skip("no Triton device")
+    from fastgram.kernels import common, norm_common
+
+    features, targets = _layers(gen)
+    with common.override(norm_common.tuning, tile_elems=8, min_chunk=8):
+        loss = ops.moment_loss(features, targets, [1.0, 0.5, 2.0], True, backend="triton")
+        grads = torch.autograd.grad(loss, features + targets)
+    n = len(features)
+    doubles = [t.detach().double().requires_grad_() for t in features + targets]
+    ref = paper_moment_loss(doubles[:n], doubles[n:], [1.0, 0.5, 2.0])
+    ref_grads = torch.autograd.grad(ref, doubles)
+    assert_close(loss, ref, 1e-6, "loss")
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, 1e-5, "grad")

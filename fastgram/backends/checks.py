@@ -238,8 +238,9 @@ def style_loss_backward(grad, features_, saved, weights, scales, targets=None) -
 
 
 def _target_stat(t, name: str, f: torch.Tensor) -> None:
-    """A (1, C) or (B, C) target statistic of feature map ``f``, in its dtype."""
-    like(t, name, f, "the features", dtype=f.dtype)
+    """A (1, C) or (B, C) target statistic of feature map ``f``, in its
+    statistics dtype (float32, float64 for float64 features)."""
+    like(t, name, f, "the features", dtype=stats_dtype(f.dtype))
     if t.dim() != 2 or t.shape[1] != f.shape[1] or t.shape[0] not in (1, f.shape[0]):
         raise ValueError(
             f"{name}: expected shape (1, {f.shape[1]}) or ({f.shape[0]}, {f.shape[1]}), "
@@ -264,5 +265,5 @@ def moment_loss_backward(grad, features_, means, sigmas, target_means, target_si
     _layers(features_, {"means": means, "sigmas": sigmas})
     like(grad, "grad_loss", features_[0], "features[0]", ())
     for i, (f, m, s) in enumerate(zip(features_, means, sigmas)):
-        like(m, f"means[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), f.dtype)
-        like(s, f"sigmas[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), f.dtype)
+        like(m, f"means[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), stats_dtype(f.dtype))
+        like(s, f"sigmas[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), stats_dtype(f.dtype))

@@ -51,7 +51,8 @@ def _target_grad(grad_loss, residual, target, weight: float) -> torch.Tensor:
     """d loss / d target = -2 w g (x - t) / (B C), summed over the batch for
     a broadcast (1, C) target."""
     g = residual * (-2.0 * weight / residual.numel()) * grad_loss.to(residual.dtype)
-    return g.sum(0, keepdim=True) if target.shape[0] == 1 else g
+    g = g.sum(0, keepdim=True) if target.shape[0] == 1 else g
+    return g.to(target.dtype)
 
 
 def _backward(ctx, grad_loss, _grad_means, _grad_sigmas):
@@ -88,7 +89,7 @@ torch.library.register_autograd("fastgram::ext_moment_loss", _backward,
 
 def run(features, target_means, target_sigmas, weights, eps, unbiased) -> torch.Tensor:
     """Signature of :func:`fastgram.backends.reference.moment_loss`."""
-    dtype = features[0].dtype
+    dtype = checks.stats_dtype(features[0].dtype)  # the features' own on the CPU kernels
     target_means = [t.to(dtype).contiguous() for t in target_means]
     target_sigmas = [t.to(dtype).contiguous() for t in target_sigmas]
     return torch.ops.fastgram.ext_moment_loss(
