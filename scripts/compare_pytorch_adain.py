@@ -21,7 +21,9 @@ re-implementation's own error is printed beside it (what fp32 rounding
 costs either way).
 
 Speed: forward + backward of each variant, the variants run alternately in
-one process (interleaved), medians of the repeats.
+one process (interleaved), medians of the repeats. AdaIN takes gradients
+for content and style; the style loss for the generated image's features
+only (the style features come from a frozen encoder, as in pytorch-AdaIN).
 
     python scripts/compare_pytorch_adain.py [--repeats 7] [--batch 8] [--out FILE]
 """
@@ -111,11 +113,14 @@ def agreement(name, fast, paper, inputs, grad_shape, gen, lines):
     return max(max(e) for e in results["fastgram"])
 
 
-def timing(name, variants: dict, inputs, repeats, lines):
+def timing(name, variants: dict, inputs, repeats, lines, trainable=None):
+    """``trainable``: how many leading inputs take gradients (all by default;
+    the style loss's style features do not, as in pytorch-AdaIN's training)."""
     times = {label: [] for label in variants}
+    trainable = len(inputs) if trainable is None else trainable
 
     def step(fn):
-        leaves = [t.detach().requires_grad_() for t in inputs]
+        leaves = [t.detach().requires_grad_(i < trainable) for i, t in enumerate(inputs)]
         out = fn(*leaves)
         out.sum().backward() if out.dim() else out.backward()
 
@@ -177,7 +182,7 @@ def main() -> None:
     worst[name] = agreement(name, fast_loss, paper_loss, feats + style, (), gen, lines)
     timing(name, {"pytorch-AdaIN formula (eager)": paper_loss,
                   "fastgram moment_loss(unbiased=True)": fast_loss},
-           feats + style, args.repeats, lines)
+           feats + style, args.repeats, lines, trainable=n)
     lines.append("")
     lines.append("largest relative error of fastgram (any output or gradient, norm-wise or "
                  "elementwise): " + ", ".join(f"{v:.2e}" for v in worst.values()))
