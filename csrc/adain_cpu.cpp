@@ -2,9 +2,9 @@
 //
 //   out = alpha * (sigma_s * (c - mu_c) / sigma_c + mu_s) + (1 - alpha) * c
 //
-// with per-(sample, channel) statistics, biased variances and
-// sigma = sqrt(var + eps); the style has the content's batch or batch 1
-// (one style for every sample) and its own spatial size and layout.
+// with per-(sample, channel) statistics, variances over N (biased) or
+// N - 1 (unbiased) and sigma = sqrt(var + eps); the style has the
+// content's batch or batch 1 (one style for every sample) and its own spatial size and layout.
 //
 // Forward: one parallel region for the style statistics, then one for the
 // content, which per item computes the content moments and writes the
@@ -16,11 +16,11 @@
 // weight alpha * sigma_s plus (1 - alpha) * dy; its per-row sums also give
 // the gradients of mu_s and sigma_s,
 //   g_mu = alpha * sum(dy),  g_sigma = alpha * sum(dy * xhat_c),
-// so that ds = (g_mu + g_sigma * (s - mu_s) / sigma_s) / N_s, with g_mu and
-// g_sigma summed over the content batch (in sample order) for a broadcast
-// style.
+// so that ds = g_mu / N_s + g_sigma * (s - mu_s) / (sigma_s * D_s)
+// (moments_cpu.h), with g_mu and g_sigma summed over the content batch (in
+// sample order) for a broadcast style.
 
-#include "norm_cpu.h"
+#include "moments_cpu.h"
 
 namespace fastgram {
 namespace {
@@ -54,25 +54,7 @@ inline int64_t style_row(int64_t row, int64_t C, int64_t style_batch) {
 // forward
 
 template <typename T>
-void style_stats(const at::Tensor& style, double eps, at::Tensor& s_mean, at::Tensor& s_sigma) {
-  const Plan plan = make_plan<T>(style);
-  const T* sp = style.const_data_ptr<T>();
-  T* mean_p = s_mean.data_ptr<T>();
-  T* sigma_p = s_sigma.data_ptr<T>();
-  auto stats = make_stage<Moments>(
-      [&](const Item& it, Moments* out) {
-        span_moments(plan.span(it), sp + plan.offset(it), out);
-      },
-      [&](int64_t row, const Moments& m) {
-        const RowStats<T> st = row_stats<T>(m, eps);
-        mean_p[row] = static_cast<T>(m.mean);
-        sigma_p[row] = static_cast<T>(std::sqrt(st.var + eps));
-      });
-  run_pipeline(plan, NoApply(), stats);
-}
-
-template <typename T>
-void restyle_content(const at::Tensor& content, double eps, double alpha,
+void restyle_content(const at::Tensor& content, double eps, double alpha, bool unbiased,
                      const at::Tensor& s_mean, const at::Tensor& s_sigma, at::Tensor& out,
                      at::Tensor& c_mean, at::Tensor& c_rstd) {
   const Plan plan = make_plan<T>(content);
@@ -90,7 +72,7 @@ void restyle_content(const at::Tensor& content, double eps, double alpha,
         span_moments(plan.span(it), cp + plan.offset(it), m);
       },
       [&](int64_t row, const Moments& m) {
-        const RowStats<T> st = row_stats<T>(m, eps);
+        const RowStats<T> st = row_stats<T>(m, eps, unbiased);
         mean_p[row] = st.center;
         rstd_p[row] = st.rstd;
         const int64_t srow = style_row(row, plan.C, Bs);
@@ -113,11 +95,14 @@ void restyle_content(const at::Tensor& content, double eps, double alpha,
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> adain_cpu(
-    const at::Tensor& content_in, const at::Tensor& style_in, double eps, double alpha) {
+    const at::Tensor& content_in, const at::Tensor& style_in, double eps, double alpha,
+    bool unbiased) {
   check_feature_map(content_in, kForward, "content");
   check_style(style_in, content_in, kForward);
   check_eps(eps, kForward);
   check_alpha(alpha, kForward);
+  check_unbiased(unbiased, content_in, kForward, "content");
+  check_unbiased(unbiased, style_in, kForward, "style");
 
   const at::Tensor content = readable(content_in.detach());
   const at::Tensor style = readable(style_in.detach());
@@ -128,8 +113,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> adain_cpu
   at::Tensor s_mean = at::empty({Bs, C}, content.options());
   at::Tensor s_sigma = at::empty({Bs, C}, content.options());
   AT_DISPATCH_FLOATING_TYPES(content.scalar_type(), "ext_adain_cpu", [&] {
-    style_stats<scalar_t>(style, eps, s_mean, s_sigma);
-    restyle_content<scalar_t>(content, eps, alpha, s_mean, s_sigma, out, c_mean, c_rstd);
+    channel_moments<scalar_t>(style, eps, unbiased, s_mean, s_sigma);
+    restyle_content<scalar_t>(content, eps, alpha, unbiased, s_mean, s_sigma, out, c_mean,
+                              c_rstd);
   });
   return {out, c_mean, c_rstd, s_mean, s_sigma};
 }
@@ -147,7 +133,7 @@ struct StyleGrads {
 template <typename T>
 void content_grad(const at::Tensor& dy, const at::Tensor& content, const at::Tensor& c_mean,
                   const at::Tensor& c_rstd, const at::Tensor& s_sigma, double alpha,
-                  at::Tensor& grad_c, StyleGrads& to_style) {
+                  bool unbiased, at::Tensor& grad_c, StyleGrads& to_style) {
   const Plan plan = make_plan<T>(content);
   const double n = static_cast<double>(plan.N);
   const int64_t Bs = s_sigma.size(0);
@@ -170,7 +156,7 @@ void content_grad(const at::Tensor& dy, const at::Tensor& content, const at::Ten
       [&](int64_t row, const GradSums& s) {
         const double sigma_s = static_cast<double>(s_sigma_p[style_row(row, plan.C, Bs)]);
         const GradCoefs g = grad_coefs(s, n, static_cast<double>(rstd_p[row]),
-                                       alpha * sigma_s, 1.0 - alpha);
+                                       alpha * sigma_s, 1.0 - alpha, unbiased);
         grad.set(row, g);
         to_style.mean[static_cast<size_t>(row)] = alpha * s.h;
         to_style.sigma[static_cast<size_t>(row)] = alpha * g.h_xhat;
@@ -185,51 +171,33 @@ void content_grad(const at::Tensor& dy, const at::Tensor& content, const at::Ten
       sums);
 }
 
-// ds = coef * (s - mu_s) + base per style row, an affine map of the style;
-// its exact mean is recovered from sum(s - saved mean) like the content's.
+// ds per style row from the mu_s and sigma_s gradients its content rows sent
+// (all samples' for a broadcast style, summed in sample order).
 template <typename T>
 void style_grad(const at::Tensor& style, const at::Tensor& s_mean, const at::Tensor& s_sigma,
-                int64_t B, const StyleGrads& from_content, at::Tensor& grad_s) {
-  const Plan plan = make_plan<T>(style);
-  const double n = static_cast<double>(plan.N);
-  const T* sp = style.const_data_ptr<T>();
-  T* dsp = grad_s.data_ptr<T>();
-  const T* mean_p = s_mean.const_data_ptr<T>();
-  const T* sigma_p = s_sigma.const_data_ptr<T>();
-  // content samples feeding each style row: all of them for a broadcast style
-  const int64_t feeding = plan.B == 1 ? B : 1;
-  RowAffine<T> affine(plan.B * plan.C);
-
-  auto residual = make_stage<GradSums>(
-      [&](const Item& it, GradSums* out) {
-        span_centered_sums(plan.span(it), sp + plan.offset(it), mean_p + plan.row(it), out);
-      },
-      [&](int64_t row, const GradSums& s) {
-        double g_mean = 0.0, g_sigma = 0.0;
-        for (int64_t i = 0; i < feeding; ++i) {
-          const size_t content_row = static_cast<size_t>(row + i * plan.C);
-          g_mean += from_content.mean[content_row];
-          g_sigma += from_content.sigma[content_row];
-        }
-        const double coef = g_sigma / (static_cast<double>(sigma_p[row]) * n);
-        affine.set(row, mean_p[row], coef, g_mean / n - coef * (s.d / n));
-      });
-  run_pipeline(
-      plan,
-      [&](const Item& it) {
-        const int64_t off = plan.offset(it);
-        span_affine<kNone>(plan.span(it), sp + off, dsp + off, affine, plan.row(it), T(0));
-      },
-      residual);
+                int64_t B, bool unbiased, const StyleGrads& from_content, at::Tensor& grad_s) {
+  const int64_t Bs = style.size(0), C = style.size(1);
+  const int64_t feeding = Bs == 1 ? B : 1;
+  std::vector<double> g_mean(static_cast<size_t>(Bs * C)), g_sigma(g_mean.size());
+  for (int64_t row = 0; row < Bs * C; ++row) {
+    for (int64_t i = 0; i < feeding; ++i) {
+      const size_t content_row = static_cast<size_t>(row + i * C);
+      g_mean[static_cast<size_t>(row)] += from_content.mean[content_row];
+      g_sigma[static_cast<size_t>(row)] += from_content.sigma[content_row];
+    }
+  }
+  moments_grad<T>(style, s_mean, s_sigma, unbiased, g_mean, g_sigma, grad_s);
 }
 
 void check_backward_args(const at::Tensor& grad_out, const at::Tensor& content,
                          const at::Tensor& style, const at::Tensor& c_mean,
                          const at::Tensor& c_rstd, const at::Tensor& s_mean,
-                         const at::Tensor& s_sigma, double alpha) {
+                         const at::Tensor& s_sigma, double alpha, bool unbiased) {
   check_feature_map(content, kBackward, "content");
   check_same_as(grad_out, content, kBackward, "grad_out", "content");
   check_style(style, content, kBackward);
+  check_unbiased(unbiased, content, kBackward, "content");
+  check_unbiased(unbiased, style, kBackward, "style");
   const int64_t B = content.size(0), C = content.size(1), Bs = style.size(0);
   const at::ScalarType dt = content.scalar_type();
   check_stats(c_mean, B, C, dt, kBackward, "c_mean");
@@ -242,9 +210,9 @@ void check_backward_args(const at::Tensor& grad_out, const at::Tensor& content,
 std::tuple<at::Tensor, at::Tensor> adain_backward_cpu(
     const at::Tensor& grad_out_in, const at::Tensor& content_in, const at::Tensor& style_in,
     const at::Tensor& c_mean_in, const at::Tensor& c_rstd_in, const at::Tensor& s_mean_in,
-    const at::Tensor& s_sigma_in, double alpha, bool need_style) {
+    const at::Tensor& s_sigma_in, double alpha, bool need_style, bool unbiased) {
   check_backward_args(grad_out_in, content_in, style_in, c_mean_in, c_rstd_in, s_mean_in,
-                      s_sigma_in, alpha);
+                      s_sigma_in, alpha, unbiased);
   const at::Tensor content = readable(content_in.detach());
   const Layout layout = layout_of(content);
   const at::Tensor dy = to_layout(grad_out_in.detach(), layout);
@@ -255,11 +223,12 @@ std::tuple<at::Tensor, at::Tensor> adain_backward_cpu(
   at::Tensor grad_s = content_in.new_empty({0});
   StyleGrads to_style(B * C);
   AT_DISPATCH_FLOATING_TYPES(content.scalar_type(), "ext_adain_backward_cpu", [&] {
-    content_grad<scalar_t>(dy, content, c_mean, c_rstd, s_sigma, alpha, grad_c, to_style);
+    content_grad<scalar_t>(dy, content, c_mean, c_rstd, s_sigma, alpha, unbiased, grad_c,
+                           to_style);
     if (need_style) {
       const at::Tensor style = readable(style_in.detach());
       grad_s = empty_in_layout(style, layout_of(style));
-      style_grad<scalar_t>(style, s_mean, s_sigma, B, to_style, grad_s);
+      style_grad<scalar_t>(style, s_mean, s_sigma, B, unbiased, to_style, grad_s);
     }
   });
   return {grad_c, grad_s};
@@ -269,12 +238,12 @@ std::tuple<at::Tensor, at::Tensor> adain_backward_cpu(
 
 TORCH_LIBRARY_FRAGMENT(fastgram, m) {
   m.def(
-      "ext_adain(Tensor content, Tensor style, float eps, float alpha) "
+      "ext_adain(Tensor content, Tensor style, float eps, float alpha, bool unbiased=False) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "ext_adain_backward(Tensor grad_out, Tensor content, Tensor style, Tensor c_mean, "
-      "Tensor c_rstd, Tensor s_mean, Tensor s_sigma, float alpha, bool need_style) "
-      "-> (Tensor, Tensor)");
+      "Tensor c_rstd, Tensor s_mean, Tensor s_sigma, float alpha, bool need_style, "
+      "bool unbiased=False) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(fastgram, CPU, m) {

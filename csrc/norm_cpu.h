@@ -96,6 +96,13 @@ inline void check_eps(double eps, const char* op) {
               eps);
 }
 
+// The unbiased variance divides by N - 1: every row needs two positions.
+inline void check_unbiased(bool unbiased, const at::Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK_VALUE(!unbiased || t.numel() / (t.size(0) * t.size(1)) >= 2, op, ": ", name,
+                    ": the unbiased variance needs at least 2 spatial positions, got shape ",
+                    shape_str(t.sizes()));
+}
+
 inline void check_alpha(double alpha, const char* op) {
   TORCH_CHECK(std::isfinite(alpha) && alpha >= 0.0 && alpha <= 1.0, op,
               ": alpha: expected a finite number in [0, 1], got ", alpha);
@@ -288,6 +295,10 @@ struct GradSums {
   }
 };
 
+// The divisor of a row's variance: N (biased), or N - 1 (unbiased, the
+// AdaIN paper's convention; the operators refuse it for N < 2).
+inline double variance_divisor(double n, bool unbiased) { return unbiased ? n - 1.0 : n; }
+
 // A row's normalisation from its moments: the rounded mean (the centre of
 // every later (x - centre)), the rounding residual and 1/sqrt(var + eps)
 // rounded as it is saved (so forward and backward use the same value).
@@ -300,9 +311,9 @@ struct RowStats {
 };
 
 template <typename T>
-RowStats<T> row_stats(const Moments& m, double eps) {
+RowStats<T> row_stats(const Moments& m, double eps, bool unbiased = false) {
   const T center = static_cast<T>(m.mean);
-  const double var = m.m2 / m.n;
+  const double var = m.m2 / variance_divisor(m.n, unbiased);
   return {center, m.mean - static_cast<double>(center),
           static_cast<T>(1.0 / std::sqrt(var + eps)), var};
 }
@@ -311,18 +322,19 @@ RowStats<T> row_stats(const Moments& m, double eps) {
 // input gradient rstd * w * (h - mean(h) - xhat * mean(h * xhat)), plus a
 // passthrough p * h, from a row's sums, with xhat = (x - centre - r) * rstd
 // and r = mean(x - centre). h - hbar cancels before any scaling (exactly
-// zero for one-position rows, as in the reference).
+// zero for one-position rows, as in the reference). With the unbiased
+// variance the xhat term is divided by N - 1 instead of N.
 struct GradCoefs {
   double a, hbar, p, b, c;
   double h_xhat;  // sum(h * xhat): the row's weight gradient
 };
 
 inline GradCoefs grad_coefs(const GradSums& s, double n, double rstd, double w,
-                            double passthrough) {
+                            double passthrough, bool unbiased = false) {
   const double r = s.d / n;
   const double h_xhat = rstd * (s.hd - r * s.h);
   const double a = rstd * w;
-  const double b = -a * rstd * h_xhat / n;
+  const double b = -a * rstd * h_xhat / variance_divisor(n, unbiased);
   return {a, s.h / n, passthrough, b, -b * r, h_xhat};
 }
 

@@ -106,6 +106,16 @@ def boolean(value, name: str) -> bool:
     return value
 
 
+def unbiased_positions(x: torch.Tensor, name: str) -> None:
+    """The unbiased variance divides by H*W - 1: it needs two positions."""
+    positions = math.prod(x.shape[2:])
+    if positions < 2:
+        raise ValueError(
+            f"{name}: the unbiased variance (unbiased=True) needs at least 2 spatial "
+            f"positions per channel, got shape {tuple(x.shape)}"
+        )
+
+
 def channel_params(
     value: Optional[torch.Tensor], name: str, x: torch.Tensor, x_name: str
 ) -> Optional[torch.Tensor]:

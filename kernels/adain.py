@@ -1,8 +1,8 @@
 """AdaIN: Triton kernels and their launchers.
 
 ``out = alpha * (sigma_s * (c - mu_c) / sigma_c + mu_s) + (1 - alpha) * c``
-with per-(sample, channel) statistics, biased variances and
-``sigma = sqrt(var + eps)``; ``style`` has the batch of ``content`` or 1
+with per-(sample, channel) statistics, variances M2 / D with D = N
+(biased) or N - 1 (``unbiased``), and ``sigma = sqrt(var + eps)``; ``style`` has the batch of ``content`` or 1
 (broadcast), and its own spatial size and layout.
 
 Forward, two launches whatever the sizes:
@@ -20,7 +20,7 @@ Backward: the content gradient is the instance-norm backward with weight
 sigma_s and the alpha blend (:func:`.instance_norm.backward`), whose per-row
 sums ``S1 = alpha * sum(g)`` and ``S2 = alpha * sum(g * xhat_c)`` are the
 gradients of mu_s and sigma_s. Then ``_style_bwd_kernel`` writes
-``ds = (S1 + S2 * (s - mu_s) / sigma_s) / N_s``, summing S1/S2 over the
+``ds = S1 / N_s + S2 * (s - mu_s) / (sigma_s * D_s)``, summing S1/S2 over the
 batch for a broadcast style.
 """
 
@@ -91,7 +91,7 @@ def _stats_kernel(
 def _fwd_kernel(
     c_ptr, out_ptr, c_pmean_ptr, c_pm2_ptr, s_pmean_ptr, s_pm2_ptr,
     c_mean_ptr, c_rstd_ptr, s_mean_ptr, s_sigma_ptr,
-    C, STYLE_B, Nc, Wc, Ns,
+    C, STYLE_B, Nc, Wc, Ns, VAR_DIV_C, VAR_DIV_S,
     sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
     eps, alpha, CHUNK_C, SPLIT_C, CHUNK_S, SPLIT_S,
     FUSED: tl.constexpr, SPATIAL_2D: tl.constexpr,
@@ -104,14 +104,14 @@ def _fwd_kernel(
 
     # one style for all samples when STYLE_B == 1
     style_rows = (b % STYLE_B) * C + c
-    mu_s, var_s = merge_partials(s_pmean_ptr, s_pm2_ptr, style_rows, c_mask, Ns,
+    mu_s, var_s = merge_partials(s_pmean_ptr, s_pm2_ptr, style_rows, c_mask, Ns, VAR_DIV_S,
                                  CHUNK_S, SPLIT_S, ACC, SPLIT_S_P2)
     sigma_s = tl.sqrt(var_s + eps)
 
     if FUSED:
         n, mask = row_tile(0, Nc, c_mask, BLOCK_N)
         x = load_tile(c_ptr, b, c, n, mask, Wc, sc_b, sc_c, sc_h, sc_w, ACC, SPATIAL_2D)
-        mu_c, d, rstd_c = row_moments(x, mask, Nc, eps)
+        mu_c, d, rstd_c = row_moments(x, mask, Nc, VAR_DIV_C, eps)
         # x = d + mu_c, so the blend is an affine map of d alone: x need not
         # stay live in registers next to d
         scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
@@ -119,7 +119,7 @@ def _fwd_kernel(
         out = scale[:, None] * d + shift[:, None]
         store_tile(out_ptr, out, b, c, n, mask, Wc, so_b, so_c, so_h, so_w, SPATIAL_2D)
     else:
-        mu_c, var_c = merge_partials(c_pmean_ptr, c_pm2_ptr, rows, c_mask, Nc,
+        mu_c, var_c = merge_partials(c_pmean_ptr, c_pm2_ptr, rows, c_mask, Nc, VAR_DIV_C,
                                      CHUNK_C, SPLIT_C, ACC, SPLIT_C_P2)
         rstd_c = 1.0 / tl.sqrt(var_c + eps)
         scale = alpha * sigma_s * rstd_c + (1.0 - alpha)
@@ -140,7 +140,7 @@ def _fwd_kernel(
 @triton.jit
 def _style_bwd_kernel(
     s_ptr, ds_ptr, s_mean_ptr, s_sigma_ptr, s1_ptr, s2_ptr,
-    C, REDUCE, Ns, Ws,
+    C, REDUCE, Ns, VAR_DIV, Ws,
     ss_b, ss_c, ss_h, ss_w, sd_b, sd_c, sd_h, sd_w, CHUNK, SPLIT,
     SPATIAL_2D: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -162,7 +162,7 @@ def _style_bwd_kernel(
         g_sigma += tl.load(s2_ptr + content_rows, mask=c_mask, other=0.0)
     mu_s = tl.load(s_mean_ptr + rows, mask=c_mask, other=0.0)
     sigma_s = tl.load(s_sigma_ptr + rows, mask=c_mask, other=1.0)
-    coef = g_sigma / (sigma_s * Ns)
+    coef = g_sigma / (sigma_s * VAR_DIV)
     base = g_mean / Ns
     lo, hi = chunk_bounds(s, CHUNK, Ns)
     # ds = base + coef * (s - mu_s)
@@ -195,7 +195,13 @@ def _chunked(t4: torch.Tensor, samples: int, device) -> _Swept:
     return _Swept(n, W, (s_b, s_c, s_h, s_w), not flat, plan)
 
 
-def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float):
+def _var_div(n: int, unbiased: bool) -> int:
+    """The divisor of a row's sum of squared deviations."""
+    return n - 1 if unbiased else n
+
+
+def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float,
+            unbiased: bool = False):
     """Returns ``(out, c_mean, c_rstd, s_mean, s_sigma)``: the output like
     ``content`` and the (B, C) / (STYLE_B, C) statistics backward needs."""
     c4, s4 = norm_common.as_4d(content), norm_common.as_4d(style)
@@ -245,7 +251,7 @@ def forward(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float
     common.launch(
         _fwd_kernel, (plan.row_blocks, plan.split),
         content, out, c_pmean, c_pm2, s_pmean, s_pm2, c_mean, c_rstd, s_mean, s_sigma,
-        C, Bs, Nc, Wc, sp.n, sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
+        C, Bs, Nc, Wc, sp.n, _var_div(Nc, unbiased), _var_div(sp.n, unbiased), sc_b, sc_c, sc_h, sc_w, so_b, so_c, so_h, so_w,
         eps, alpha, plan.chunk, plan.split, s_plan.chunk, s_plan.split,
         FUSED=fused, SPATIAL_2D=spatial_2d,
         SPLIT_C_P2=plan.split_p2, SPLIT_S_P2=s_plan.split_p2,
@@ -264,6 +270,7 @@ def backward(
     s_sigma: torch.Tensor,
     alpha: float,
     need_style: bool,
+    unbiased: bool = False,
 ):
     """Returns ``(grad_content, grad_style)``; grad_style is None when not
     needed (the content gradient is a by-product of the style's sums, so it
@@ -274,7 +281,7 @@ def backward(
     weight = s_sigma[0] if Bs == 1 else s_sigma
     grad_c, s1, s2 = instance_norm.backward(
         grad_out, content, weight, None, c_mean, c_rstd,
-        instance_norm.ACT_NONE, 0.0, alpha=alpha,
+        instance_norm.ACT_NONE, 0.0, alpha=alpha, unbiased=unbiased,
     )
     if not need_style:
         return grad_c, None
@@ -286,7 +293,7 @@ def backward(
     common.launch(
         _style_bwd_kernel, sp.plan.grid,
         style, grad_s, s_mean, s_sigma, s1, s2,
-        C, B if Bs == 1 else 1, sp.n, sp.W, *sp.strides,
+        C, B if Bs == 1 else 1, sp.n, _var_div(sp.n, unbiased), sp.W, *sp.strides,
         sd_b, sd_c, sd_h, sd_w, sp.plan.chunk, sp.plan.split,
         SPATIAL_2D=sp.spatial_2d or not d_flat,
         **sp.plan.meta,

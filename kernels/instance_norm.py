@@ -105,7 +105,7 @@ def _fwd_fused_kernel(
     n, mask = row_tile(0, N, c_mask, BLOCK_N)
 
     x = load_tile(x_ptr, b, c, n, mask, W, sx_b, sx_c, sx_h, sx_w, ACC, SPATIAL_2D)
-    mean, d, rstd = row_moments(x, mask, N, eps)
+    mean, d, rstd = row_moments(x, mask, N, N, eps)
 
     w, bias = _row_affine(w_ptr, b_ptr, b, c, c_mask, sw_b, sw_c, sb_b, sb_c, rstd,
                           ACC, HAS_W, HAS_B)
@@ -141,7 +141,8 @@ def _fwd_apply_kernel(
     """Grid (B * C-blocks, SPLIT): merge the row statistics, normalise one chunk."""
     ACC: tl.constexpr = mean_ptr.dtype.element_ty
     b, c, c_mask, rows, s = second_pass_block(C, BLOCK_C)
-    mean, var = merge_partials(pmean_ptr, pm2_ptr, rows, c_mask, N, CHUNK, SPLIT, ACC, SPLIT_P2)
+    mean, var = merge_partials(pmean_ptr, pm2_ptr, rows, c_mask, N, N, CHUNK, SPLIT, ACC,
+                               SPLIT_P2)
     rstd = 1.0 / tl.sqrt(var + eps)
     if s == 0:
         tl.store(mean_ptr + rows, mean, mask=c_mask)
@@ -192,9 +193,11 @@ def _grad_tile(x_ptr, dy_ptr, b, c, n, mask, W,
 
 
 @triton.jit
-def _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND: tl.constexpr):
-    """dx from the tile's (xhat, g, dy) and its rows' S1, S2 and w * rstd."""
-    dx = scale[:, None] * (g - (s1[:, None] + xhat * s2[:, None]) / N)
+def _grad_x(xhat, g, dy, scale, s1, s2, N, VAR_DIV, alpha, BLEND: tl.constexpr):
+    """dx from the tile's (xhat, g, dy) and its rows' S1, S2 and w * rstd;
+    VAR_DIV is the variance's divisor (N, or N - 1 for AdaIN's unbiased
+    option)."""
+    dx = scale[:, None] * (g - s1[:, None] / N - xhat * s2[:, None] / VAR_DIV)
     if BLEND:
         dx = dx + (1.0 - alpha) * dy
     return dx
@@ -203,7 +206,7 @@ def _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND: tl.constexpr):
 @triton.jit
 def _bwd_fused_kernel(
     x_ptr, dy_ptr, dx_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr, s1_ptr, s2_ptr,
-    C, N, W,
+    C, N, VAR_DIV, W,
     sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w, sd_b, sd_c, sd_h, sd_w,
     sw_b, sw_c, sb_b, sb_c,
     slope, alpha,
@@ -224,7 +227,7 @@ def _bwd_fused_kernel(
     s1 = tl.sum(g, 1)
     s2 = tl.sum(g * xhat, 1)
     scale = rstd * w if HAS_W else rstd
-    dx = _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND)
+    dx = _grad_x(xhat, g, dy, scale, s1, s2, N, VAR_DIV, alpha, BLEND)
     store_tile(dx_ptr, dx, b, c, n, mask, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D)
     tl.store(s1_ptr + rows, s1, mask=c_mask)
     tl.store(s2_ptr + rows, s2, mask=c_mask)
@@ -267,7 +270,7 @@ def _bwd_partial_kernel(
 def _bwd_apply_kernel(
     x_ptr, dy_ptr, dx_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr, ps1_ptr, ps2_ptr,
     s1_ptr, s2_ptr,
-    C, N, W,
+    C, N, VAR_DIV, W,
     sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w, sd_b, sd_c, sd_h, sd_w,
     sw_b, sw_c, sb_b, sb_c,
     slope, alpha, CHUNK, SPLIT,
@@ -297,7 +300,7 @@ def _bwd_apply_kernel(
                                  sx_b, sx_c, sx_h, sx_w, sg_b, sg_c, sg_h, sg_w,
                                  mean, rstd, w, bias, slope, alpha, ACC,
                                  HAS_W, HAS_B, HAS_ACT, BLEND, SPATIAL_2D)
-        dx = _grad_x(xhat, g, dy, scale, s1, s2, N, alpha, BLEND)
+        dx = _grad_x(xhat, g, dy, scale, s1, s2, N, VAR_DIV, alpha, BLEND)
         store_tile(dx_ptr, dx, b, c, n, mask, W, sd_b, sd_c, sd_h, sd_w, SPATIAL_2D)
 
 
@@ -433,9 +436,11 @@ def backward(
     activation: int,
     negative_slope: float,
     alpha: Optional[float] = None,
+    unbiased: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of :func:`forward` (``alpha`` given: of the blended output
-    ``alpha * y + (1 - alpha) * x``, as AdaIN uses).
+    ``alpha * y + (1 - alpha) * x``, as AdaIN uses; ``unbiased``: of a
+    normalisation whose variance was divided by N - 1, AdaIN's option).
 
     Returns ``(grad_x, s1, s2)``: grad_x like ``x``; s1 = sum(g) and
     s2 = sum(g * xhat) per row, (B, C) in the statistics dtype, which are the
@@ -447,12 +452,13 @@ def backward(
     w_arg, b_arg, swb, slope, flags = _affine(weight, bias, mean, activation, negative_slope)
     flags.update(BLEND=alpha is not None, SPATIAL_2D=spatial_2d)
     alpha_arg = 1.0 if alpha is None else float(alpha)
+    var_div = N - 1 if unbiased else N
 
     plan = norm_common.fused_plan(N, B, C, channels_last)
     if plan is not None:
         common.launch(
             _bwd_fused_kernel, plan.grid,
-            x, grad_out, dx, w_arg, b_arg, mean, rstd, s1, s2, C, N, W,
+            x, grad_out, dx, w_arg, b_arg, mean, rstd, s1, s2, C, N, var_div, W,
             *sx, *sg, *sd, *swb, slope, alpha_arg,
             **flags, **plan.meta,
         )
@@ -468,7 +474,7 @@ def backward(
     )
     common.launch(
         _bwd_apply_kernel, plan.grid,
-        x, grad_out, dx, w_arg, b_arg, mean, rstd, ps1, ps2, s1, s2, C, N, W,
+        x, grad_out, dx, w_arg, b_arg, mean, rstd, ps1, ps2, s1, s2, C, N, var_div, W,
         *sx, *sg, *sd, *swb, slope, alpha_arg, plan.chunk, plan.split,
         **flags, SPLIT_P2=plan.split_p2, **plan.meta,
     )

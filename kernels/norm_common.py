@@ -244,12 +244,13 @@ def row_tile(start, end, c_mask, BLOCK_N: tl.constexpr):
 
 
 @triton.jit
-def row_moments(x, mask, N, eps):
+def row_moments(x, mask, N, VAR_DIV, eps):
     """(mean, d, rstd) of whole rows held in the tile x: d = x - mean (zero
-    outside ``mask``), rstd = 1 / sqrt(biased variance + eps)."""
+    outside ``mask``), rstd = 1 / sqrt(sum(d^2) / VAR_DIV + eps), VAR_DIV
+    being N (biased variance) or N - 1 (unbiased)."""
     mean = tl.sum(x, 1) / N
     d = tl.where(mask, x - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(d * d, 1) / N + eps)
+    rstd = 1.0 / tl.sqrt(tl.sum(d * d, 1) / VAR_DIV + eps)
     return mean, d, rstd
 
 
@@ -334,11 +335,12 @@ def store_chunk_stats(
 
 @triton.jit
 def merge_partials(
-    pmean_ptr, pm2_ptr, rows, row_mask, N, CHUNK, SPLIT,
+    pmean_ptr, pm2_ptr, rows, row_mask, N, VAR_DIV, CHUNK, SPLIT,
     ACC: tl.constexpr, SPLIT_P2: tl.constexpr,
 ):
-    """Merge the SPLIT chunk results of each row into its mean and biased
-    variance (chunk s holds min(CHUNK, N - s*CHUNK) positions)."""
+    """Merge the SPLIT chunk results of each row into its mean and variance
+    M2 / VAR_DIV (N: biased, N - 1: unbiased; chunk s holds
+    min(CHUNK, N - s*CHUNK) positions)."""
     s = tl.arange(0, SPLIT_P2)
     mask = row_mask[:, None] & (s < SPLIT)[None, :]
     offs = rows[:, None] * SPLIT + s[None, :]
@@ -349,7 +351,7 @@ def merge_partials(
     mean = tl.sum(cnt * pmean, 1) / N
     dev = tl.where(mask, pmean - mean[:, None], 0.0)
     m2 = tl.sum(pm2 + cnt * dev * dev, 1)
-    return mean, m2 / N
+    return mean, m2 / VAR_DIV
 
 
 @triton.jit

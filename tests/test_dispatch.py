@@ -68,7 +68,8 @@ def test_backends_reports_every_backend():
     assert list(report) == ["reference", "triton", "ext"]
     ref = report["reference"]
     assert ref.available and ref.reason is None
-    assert set(ref.ops) == {"gram_matrix", "style_loss", "content_loss", "instance_norm", "adain"}
+    assert set(ref.ops) == {"gram_matrix", "style_loss", "content_loss", "instance_norm", "adain",
+                            "moment_loss"}
     for status in report.values():
         assert isinstance(status, fastgram.BackendStatus)
         assert status.available == (status.reason is None)

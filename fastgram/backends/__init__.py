@@ -27,7 +27,7 @@ import dataclasses
 from typing import Callable, Optional
 
 NAMES = ("reference", "triton", "ext")
-OP_NAMES = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
+OP_NAMES = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain", "moment_loss")
 
 
 def _always(*args) -> Optional[str]:

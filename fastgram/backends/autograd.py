@@ -120,29 +120,30 @@ def instance_norm_formulas(call_backward: Callable):
 
 def adain_formulas(call_backward: Callable):
     """``(setup_context, backward)`` for a forward operator ``(content, style,
-    eps, alpha) -> (out, c_mean, c_rstd, s_mean, s_sigma)``.
+    eps, alpha, unbiased) -> (out, c_mean, c_rstd, s_mean, s_sigma)``.
 
     ``call_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma,
-    alpha, need_style)`` runs the backend's backward operator.
+    alpha, need_style, unbiased)`` runs the backend's backward operator.
     """
     def setup_context(ctx, inputs, output):
-        content, style, eps, alpha = inputs
+        content, style, eps, alpha, unbiased = inputs
         _out, *stats = output
         ctx.save_for_backward(content, style, *stats)
-        ctx.eps, ctx.alpha = eps, alpha
+        ctx.eps, ctx.alpha, ctx.unbiased = eps, alpha, unbiased
         ctx.mark_non_differentiable(*stats)
 
     def backward(ctx, grad_out, *_grad_stats):
         content, style, *stats = ctx.saved_tensors
         needs = ctx.needs_input_grad[:2]
         if grad_out is None:
-            return None, None, None, None
+            return None, None, None, None, None
         grads = input_grads(
             needs, grad_out, (content, style),
-            lambda c, s: reference.adain(c, s, ctx.eps, ctx.alpha),
-            lambda: call_backward(grad_out, content, style, *stats, ctx.alpha, needs[1]),
+            lambda c, s: reference.adain(c, s, ctx.eps, ctx.alpha, ctx.unbiased),
+            lambda: call_backward(grad_out, content, style, *stats, ctx.alpha, needs[1],
+                                  ctx.unbiased),
         )
-        return (*grads, None, None)
+        return (*grads, None, None, None)
 
     return setup_context, backward
 

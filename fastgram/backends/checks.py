@@ -140,16 +140,33 @@ def _style_of(content: torch.Tensor, style) -> None:
         )
 
 
-def adain(content, style, eps_, alpha_) -> None:
+def unbiased(flag, tensors: dict) -> None:
+    """``unbiased`` is a bool, and when true each tensor of ``{name: tensor}``
+    has the 2 spatial positions the divisor H*W - 1 needs."""
+    if not isinstance(flag, bool):
+        raise TypeError(f"unbiased: expected True or False, got {flag!r}")
+    if flag:
+        for name, t in tensors.items():
+            if math.prod(t.shape[2:]) < 2:
+                raise ValueError(
+                    f"{name}: the unbiased variance needs at least 2 spatial positions, "
+                    f"got shape {_shape(t)}"
+                )
+
+
+def adain(content, style, eps_, alpha_, unbiased_=False) -> None:
     features(content, "content")
     _style_of(content, style)
     eps(eps_)
     alpha(alpha_)
+    unbiased(unbiased_, {"content": content, "style": style})
 
 
-def adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha_) -> None:
+def adain_backward(grad_out, content, style, c_mean, c_rstd, s_mean, s_sigma, alpha_,
+                   unbiased_=False) -> None:
     features(content, "content")
     _style_of(content, style)
+    unbiased(unbiased_, {"content": content, "style": style})
     like(grad_out, "grad_out", content, "content", _shape(content), content.dtype)
     row_stats(c_mean, "c_mean", content, content.shape[0])
     row_stats(c_rstd, "c_rstd", content, content.shape[0])
@@ -218,3 +235,35 @@ def style_loss_backward(grad, features_, saved, weights, scales, targets=None) -
         like(m, f"saved[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1], f.shape[1]))
         if targets is not None:
             gram_target(targets[i], f"targets[{i}]", f)
+
+
+def _target_stat(t, name: str, f: torch.Tensor) -> None:
+    """A (1, C) or (B, C) target statistic of feature map ``f``, in its
+    statistics dtype (float32, float64 for float64 features)."""
+    like(t, name, f, "the features", dtype=stats_dtype(f.dtype))
+    if t.dim() != 2 or t.shape[1] != f.shape[1] or t.shape[0] not in (1, f.shape[0]):
+        raise ValueError(
+            f"{name}: expected shape (1, {f.shape[1]}) or ({f.shape[0]}, {f.shape[1]}), "
+            f"got {_shape(t)}"
+        )
+
+
+def moment_loss(features_, target_means, target_sigmas, weights, eps_, unbiased_) -> None:
+    _layers(features_, {"target_means": target_means, "target_sigmas": target_sigmas,
+                        "weights": weights})
+    for i, (f, m, s, w) in enumerate(zip(features_, target_means, target_sigmas, weights)):
+        _number(w, f"weights[{i}]")
+        _target_stat(m, f"target_means[{i}]", f)
+        _target_stat(s, f"target_sigmas[{i}]", f)
+    eps(eps_)
+    unbiased(unbiased_, {f"features[{i}]": f for i, f in enumerate(features_)})
+
+
+def moment_loss_backward(grad, features_, means, sigmas, target_means, target_sigmas, weights,
+                         unbiased_) -> None:
+    moment_loss(features_, target_means, target_sigmas, weights, 1.0, unbiased_)
+    _layers(features_, {"means": means, "sigmas": sigmas})
+    like(grad, "grad_loss", features_[0], "features[0]", ())
+    for i, (f, m, s) in enumerate(zip(features_, means, sigmas)):
+        like(m, f"means[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), stats_dtype(f.dtype))
+        like(s, f"sigmas[{i}]", f, f"features[{i}]", (f.shape[0], f.shape[1]), stats_dtype(f.dtype))

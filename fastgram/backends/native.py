@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from fastgram.backends import OpImpl, reference
 
-OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
+OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain", "moment_loss")
 
 
 def _in_compute_dtype(t: torch.Tensor) -> torch.Tensor:
@@ -81,16 +81,25 @@ def instance_norm(x, weight, bias, eps, activation, negative_slope) -> torch.Ten
     return reference.activate(y, activation, negative_slope).to(x.dtype)
 
 
-def adain(content, style, eps, alpha) -> torch.Tensor:
+def _normalized(c: torch.Tensor, eps: float, unbiased: bool) -> torch.Tensor:
+    """(c - mu) / sqrt(var + eps); ``F.instance_norm`` for the biased variance."""
+    if not unbiased:
+        return F.instance_norm(c, eps=eps)
+    dims = tuple(range(2, c.dim()))
+    var, mean = torch.var_mean(c, dim=dims, unbiased=True, keepdim=True)
+    return (c - mean) * torch.rsqrt(var + eps)
+
+
+def adain(content, style, eps, alpha, unbiased=False) -> torch.Tensor:
     """``F.instance_norm`` of the content, scaled and shifted by the style's
     standard deviation and mean, blended with the content."""
     if _one_position(content):
-        return reference.adain(content, style, eps, alpha)
+        return reference.adain(content, style, eps, alpha, unbiased)
     cdt = reference.compute_dtype(content.dtype)
     c, s = content.to(cdt), style.to(cdt)
     dims = tuple(range(2, s.dim()))
-    s_var, s_mean = torch.var_mean(s, dim=dims, unbiased=False, keepdim=True)
-    out = torch.addcmul(s_mean, F.instance_norm(c, eps=eps), torch.sqrt(s_var + eps))
+    s_var, s_mean = torch.var_mean(s, dim=dims, unbiased=unbiased, keepdim=True)
+    out = torch.addcmul(s_mean, _normalized(c, eps, unbiased), torch.sqrt(s_var + eps))
     if alpha != 1.0:
         out = torch.lerp(c, out, alpha)
     return out.to(content.dtype)
@@ -103,4 +112,7 @@ def table() -> dict:
         "content_loss": OpImpl(reference.content_loss),
         "instance_norm": OpImpl(instance_norm),
         "adain": OpImpl(adain),
+        # torch.var_mean is already one pass per layer: the reference is what
+        # a user would write
+        "moment_loss": OpImpl(reference.moment_loss),
     }

@@ -17,7 +17,9 @@ the other backends, which autocast never sees, do.
 Statistics convention (instance norm and AdaIN alike): per sample and
 channel over the spatial positions, mean ``mu`` and *biased* variance
 ``var`` (divided by H*W, as ``torch.nn.functional.instance_norm`` does), and
-``sigma = sqrt(var + eps)``: eps enters inside the square root.
+``sigma = sqrt(var + eps)``: eps enters inside the square root. AdaIN and the
+moment loss also take ``unbiased=True``: the variance is then divided by
+H*W - 1 (pytorch-AdaIN's ``var()``), still ``sigma = sqrt(var + eps)``.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ def outside_autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _channel_stats(x: torch.Tensor):
-    """Per-(sample, channel) mean and biased variance over all spatial dims."""
+def _channel_stats(x: torch.Tensor, unbiased: bool = False):
+    """Per-(sample, channel) mean and variance over all spatial dims, divided
+    by H*W (biased) or H*W - 1 (unbiased)."""
     dims = tuple(range(2, x.dim()))
     mean = x.mean(dim=dims, keepdim=True)
-    var = x.var(dim=dims, unbiased=False, keepdim=True)
+    var = x.var(dim=dims, unbiased=unbiased, keepdim=True)
     return mean, var
 
 
@@ -127,25 +130,55 @@ def instance_norm(
     return activate(y, activation, negative_slope).to(x.dtype)
 
 
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float, alpha: float,
+          unbiased: bool = False) -> torch.Tensor:
     """``alpha * (sigma_s * (c - mu_c) / sigma_c + mu_s) + (1 - alpha) * c``.
 
-    ``style`` has the batch size of ``content`` or 1 (one style for all).
+    ``style`` has the batch size of ``content`` or 1 (one style for all);
+    ``unbiased`` divides both variances by H*W - 1 instead of H*W.
     """
     cdt = compute_dtype(content.dtype)
     c = content.to(cdt)
     s = style.to(cdt)
-    c_mean, c_var = _channel_stats(c)
-    s_mean, s_var = _channel_stats(s)
+    c_mean, c_var = _channel_stats(c, unbiased)
+    s_mean, s_var = _channel_stats(s, unbiased)
     stylized = (c - c_mean) * torch.rsqrt(c_var + eps) * torch.sqrt(s_var + eps) + s_mean
     return (alpha * stylized + (1.0 - alpha) * c).to(content.dtype)
+
+
+def channel_moments(x: torch.Tensor, eps: float, unbiased: bool):
+    """(mean, sigma) of ``x`` per sample and channel, (B, C) in the compute
+    dtype: ``sigma = sqrt(var + eps)``, var over H*W (or H*W - 1)."""
+    flat = x.flatten(2).to(compute_dtype(x.dtype))
+    var, mean = torch.var_mean(flat, dim=2, unbiased=unbiased)
+    return mean, torch.sqrt(var + eps)
+
+
+def moment_loss(
+    features: Sequence[torch.Tensor],
+    target_means: Sequence[torch.Tensor],
+    target_sigmas: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    eps: float,
+    unbiased: bool,
+) -> torch.Tensor:
+    """``sum_l w_l * (mean((mu(F_l) - M_l)^2) + mean((sigma(F_l) - S_l)^2))``;
+    the targets M_l, S_l are (B, C) or (1, C) (broadcast over the batch)."""
+    total = None
+    for f, tm, ts, w in zip(features, target_means, target_sigmas, weights):
+        mean, sigma = channel_moments(f, eps, unbiased)
+        dm = mean - tm.to(mean.dtype)
+        ds = sigma - ts.to(sigma.dtype)
+        term = w * ((dm * dm).mean() + (ds * ds).mean())
+        total = term if total is None else total + term
+    return total
 
 
 # --------------------------------------------------------------------------
 # the backend contract (see fastgram.backends)
 
 NAME = "reference"
-OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain")
+OPS = ("gram_matrix", "style_loss", "content_loss", "instance_norm", "adain", "moment_loss")
 
 
 def probe() -> Optional[str]:

@@ -9,7 +9,7 @@ from fastgram.commands import arguments as types
 from fastgram.train import TrainConfig, Trainer, TrainingDiverged, distributed
 from fastgram.models.adain_generator import ADAIN_LAYERS
 from fastgram.train.config import GENERATORS, STYLE_ENCODERS
-from fastgram.train.losses import ADVERSARIAL_LOSSES
+from fastgram.train.losses import ADVERSARIAL_LOSSES, STYLE_LOSSES
 
 HELP = "train a style-transfer GAN on a folder of content and a folder of style images"
 DEFAULTS = TrainConfig()
@@ -28,6 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=types.positive_float, default=DEFAULTS.lr)
     parser.add_argument("--style-weight", type=types.non_negative_float,
                         default=DEFAULTS.style_weight)
+    parser.add_argument("--style-loss", choices=STYLE_LOSSES, default=DEFAULTS.style_loss,
+                        help="gram: Gram matrices; moment: per-channel mean and standard "
+                             "deviation (the AdaIN paper's loss)")
     parser.add_argument("--content-weight", type=types.non_negative_float,
                         default=DEFAULTS.content_weight)
     parser.add_argument("--style-rec-weight", type=types.non_negative_float,
@@ -80,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         size=args.size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
-        style_weight=args.style_weight, content_weight=args.content_weight,
+        style_weight=args.style_weight, style_loss=args.style_loss, content_weight=args.content_weight,
         adv_weight=args.adv_weight, style_rec_weight=args.style_rec_weight, adv_loss=args.adv_loss, r1_gamma=args.r1_gamma,
         generator=args.generator, adain_layer=args.adain_layer, style_size=args.style_size,
         ngf=args.ngf, ndf=args.ndf, style_dim=args.style_dim, seed=args.seed,

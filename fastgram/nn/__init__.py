@@ -1,9 +1,9 @@
 """``torch.nn`` modules running on fastgram's ops (and so on its kernels)."""
 
 from fastgram.nn.normalization import AdaIN, InstanceNorm2d
-from fastgram.nn.style import GramMatrix, StyleLoss
+from fastgram.nn.style import GramMatrix, MomentLoss, StyleLoss
 
-__all__ = ["InstanceNorm2d", "AdaIN", "GramMatrix", "StyleLoss"]
+__all__ = ["InstanceNorm2d", "AdaIN", "GramMatrix", "StyleLoss", "MomentLoss"]
 
 from fastgram.nn.adaptive_norm import AdaptiveInstanceNorm2d
 from fastgram.nn.norm_activation import NormActivation

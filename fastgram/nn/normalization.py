@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from fastgram import ops
+from fastgram import ops, validation
 
 
 class InstanceNorm2d(torch.nn.InstanceNorm2d):
@@ -43,18 +43,21 @@ class AdaIN(torch.nn.Module):
 
     ``forward(content, style, alpha=None)`` returns
     :func:`fastgram.ops.adain` of them; ``alpha`` defaults to the one given
-    at construction.
+    at construction. ``unbiased=True`` takes the variances over H*W - 1
+    (pytorch-AdaIN's convention; see :func:`fastgram.ops.adain`).
     """
 
-    def __init__(self, eps: float = 1e-5, alpha: float = 1.0):
+    def __init__(self, eps: float = 1e-5, alpha: float = 1.0, unbiased: bool = False):
         super().__init__()
         self.eps = eps
         self.alpha = alpha
+        self.unbiased = validation.boolean(unbiased, "unbiased")
 
     def forward(
         self, content: torch.Tensor, style: torch.Tensor, alpha: Optional[float] = None
     ) -> torch.Tensor:
-        return ops.adain(content, style, self.eps, self.alpha if alpha is None else alpha)
+        return ops.adain(content, style, self.eps, self.alpha if alpha is None else alpha,
+                         self.unbiased)
 
     def extra_repr(self) -> str:
-        return f"eps={self.eps}, alpha={self.alpha}"
+        return f"eps={self.eps}, alpha={self.alpha}, unbiased={self.unbiased}"

@@ -2,7 +2,8 @@
 
 Both use one statistics convention (see :mod:`fastgram.ops.reference`): per
 sample and channel, the mean and the *biased* variance over the spatial
-positions, and ``sigma = sqrt(var + eps)``.
+positions, and ``sigma = sqrt(var + eps)``. ``adain(..., unbiased=True)``
+divides the variances by H*W - 1 instead (pytorch-AdaIN's convention).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def adain(
     style: torch.Tensor,
     eps: float = 1e-5,
     alpha: float = 1.0,
+    unbiased: bool = False,
     *,
     backend: Optional[str] = None,
 ) -> torch.Tensor:
@@ -70,11 +72,15 @@ def adain(
 
     ``out = sigma_s * (c - mu_c) / sigma_c + mu_s``, then
     ``alpha * out + (1 - alpha) * c``. Statistics per sample and channel over
-    the spatial positions with the *biased* variance and
-    ``sigma = sqrt(var + eps)`` for content and style alike, so
-    ``adain(c, s)`` equals ``instance_norm(c, weight=sigma_s, bias=mu_s)``.
-    (The original paper's code uses the unbiased variance; fastgram uses the
-    biased one everywhere, as ``instance_norm`` does.)
+    the N = H*W spatial positions, for content and style alike:
+    ``mu = sum(x) / N``, ``var = sum((x - mu)^2) / D`` and
+    ``sigma = sqrt(var + eps)``, with ``D = N`` by default (the biased
+    variance, as ``instance_norm``: ``adain(c, s)`` equals
+    ``instance_norm(c, weight=sigma_s, bias=mu_s)``) and ``D = N - 1`` with
+    ``unbiased=True``: the convention of the AdaIN paper's code
+    (pytorch-AdaIN: ``var()`` with its default correction, eps added to the
+    variance), which that option reproduces to float32 rounding, also when
+    style and content differ in spatial size.
 
     Args:
         content: (B, C, H, W) or (B, C, N).
@@ -82,6 +88,8 @@ def adain(
             for the whole batch); its spatial size may differ.
         eps: positive number added to both variances.
         alpha: blend in [0, 1]; 0 returns ``content``, 1 full stylisation.
+        unbiased: divide the variances by H*W - 1 (needs H*W >= 2 in
+            content and style) instead of H*W.
         backend: see :func:`fastgram.ops.gram_matrix`.
 
     Returns:
@@ -107,9 +115,13 @@ def adain(
         )
     eps = validation.positive(eps, "eps")
     alpha = validation.in_unit_interval(alpha, "alpha")
+    unbiased = validation.boolean(unbiased, "unbiased")
+    if unbiased:
+        validation.unbiased_positions(content, "content")
+        validation.unbiased_positions(style, "style")
     if alpha == 0.0:
         # exactly the content, whatever a kernel's fused blend would round to
         return content.clone()
-    args = (content, style, eps, alpha)
+    args = (content, style, eps, alpha, unbiased)
     impl = dispatch.select("adain", content.device, args, backend)
     return impl(*args)

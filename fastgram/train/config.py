@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 from fastgram import validation
 from fastgram.models.adain_generator import ADAIN_LAYERS
 from fastgram.nn.vgg import DEFAULT_LAYERS, LAYER_NAMES, layer_channels, layer_stride
-from fastgram.train.losses import ADVERSARIAL_LOSSES
+from fastgram.train.losses import ADVERSARIAL_LOSSES, STYLE_LOSSES
 
 
 # The smallest training crop: the style encoder's four stride-2 convolutions
@@ -80,6 +80,10 @@ class TrainConfig:
     # is the AdaIN'd content features (another layer would ask the decoder
     # to undo the style it was given).
     content_layers: Optional[Tuple[str, ...]] = None
+    # "gram" (Gram matrices) or "moment" (per-channel mean and standard
+    # deviation, the AdaIN paper's loss; its raw value is on another scale
+    # than the Gram loss's, so style_weight wants retuning with it).
+    style_loss: str = "gram"
     style_layers: Tuple[str, ...] = DEFAULT_LAYERS
     style_layer_weights: Optional[Tuple[float, ...]] = None
     vgg_weights: Optional[str] = "imagenet"
@@ -127,6 +131,7 @@ class TrainConfig:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
         validation.one_of(self.adv_loss, "adv_loss", ADVERSARIAL_LOSSES)
+        validation.one_of(self.style_loss, "style_loss", STYLE_LOSSES)
         validation.in_unit_interval(self.style_augment, "style_augment")
         self.content_layers = _layers(self.content_layers, "content_layers")
         self.style_layers = _layers(self.style_layers, "style_layers")

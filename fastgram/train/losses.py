@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from fastgram import ops
 
 ADVERSARIAL_LOSSES = ("vanilla", "nonsaturating", "lsgan", "hinge")
+# "gram": Gram matrices (Gatys et al.); "moment": per-channel mean and
+# standard deviation (the AdaIN paper's loss, unbiased variance as its code).
+STYLE_LOSSES = ("gram", "moment")
 
 Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -109,19 +112,33 @@ def content_loss(
     return total
 
 
+def style_targets(style_features: Dict[str, torch.Tensor], layers: Sequence[str],
+                  kind: str = "gram") -> Dict[str, torch.Tensor]:
+    """What :func:`style_loss` of ``kind`` compares against, per layer: the
+    Gram matrices, or for "moment" the feature maps themselves (the loss
+    takes their statistics in the same fused call)."""
+    with torch.no_grad():
+        if kind == "moment":
+            return {k: style_features[k].float() for k in layers}
+        return {k: ops.gram_matrix(style_features[k].float()) for k in layers}
+
+
 def style_loss(
     output_features: Dict[str, torch.Tensor],
-    style_grams: Dict[str, torch.Tensor],
+    targets: Dict[str, torch.Tensor],
     layers: Sequence[str],
     weights: Optional[Sequence[float]] = None,
+    kind: str = "gram",
 ) -> torch.Tensor:
-    """Multi-layer Gram loss ``sum_l w_l * mean((G(phi_l(out)) - G_l)^2)``
-    through :func:`fastgram.ops.style_loss` (so on the fused kernels)."""
-    return ops.style_loss(
-        [output_features[layer] for layer in layers],
-        [style_grams[layer].detach() for layer in layers],
-        weights,
-    )
+    """Multi-layer style loss on the fused kernels: for "gram"
+    ``sum_l w_l * mean((G(phi_l(out)) - G_l)^2)`` (:func:`fastgram.ops.style_loss`),
+    for "moment" the mean and standard-deviation MSEs of
+    :func:`fastgram.ops.moment_loss` (unbiased variance, eps 1e-5)."""
+    features = [output_features[layer] for layer in layers]
+    detached = [targets[layer].detach() for layer in layers]
+    if kind == "moment":
+        return ops.moment_loss(features, detached, weights, unbiased=True)
+    return ops.style_loss(features, detached, weights)
 
 
 def style_reconstruction_loss(code_of_output: torch.Tensor, code: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Dict, Optional
 
 import torch
 
-from fastgram import ops, precision, validation
+from fastgram import precision, validation
 from fastgram._version import __version__
 from fastgram.train import (augment, checkpoint, distributed, interrupts, losses, networks,
                             reporting)
@@ -156,8 +156,8 @@ class Trainer:
         return precision.autocast(self.device, cuda=self.config.amp, cpu=self.config.amp_cpu)
 
     def _style_targets(self, style_features: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        with torch.no_grad():
-            return {k: ops.gram_matrix(style_features[k].float()) for k in self.config.style_layers}
+        return losses.style_targets(style_features, self.config.style_layers,
+                                    self.config.style_loss)
 
     def _style_code(self, encoder, images: torch.Tensor, features) -> torch.Tensor:
         """``encoder``'s codes of ``images``, from the loss network's VGG19
@@ -234,6 +234,7 @@ class Trainer:
                 self._style_targets(style_features),
                 cfg.style_layers,
                 cfg.style_layer_weights,
+                cfg.style_loss,
             )
             rec = losses.style_reconstruction_loss(
                 self._style_code(self._e_again, fake, out_features), code)

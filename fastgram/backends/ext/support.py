@@ -9,7 +9,7 @@ import torch
 
 # The ops this backend implements, one module each in this package (which
 # registers the Python side of its operators when imported).
-OPS = ("gram_matrix", "style_loss", "instance_norm", "adain")
+OPS = ("gram_matrix", "style_loss", "instance_norm", "adain", "moment_loss")
 
 _DTYPES = {
     "cpu": (torch.float32, torch.float64),

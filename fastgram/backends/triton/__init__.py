@@ -5,7 +5,7 @@ One module per op, each holding the op's registered forward and backward
 operators (``fastgram::triton_<op>``, ``fastgram::triton_<op>_backward``),
 their shared argument check, their autograd and the function the dispatch
 table points at: :mod:`.gram_matrix`, :mod:`.style_loss`,
-:mod:`.instance_norm`, :mod:`.adain`. Importing this package imports
+:mod:`.instance_norm`, :mod:`.adain`, :mod:`.moment_loss`. Importing this package imports
 neither triton nor the kernels; :func:`table` does, once :func:`probe` has
 passed.
 
@@ -22,7 +22,7 @@ import os
 from typing import Optional
 
 NAME = "triton"
-OPS = ("gram_matrix", "style_loss", "instance_norm", "adain")
+OPS = ("gram_matrix", "style_loss", "instance_norm", "adain", "moment_loss")
 
 
 def probe() -> Optional[str]:
