@@ -79,7 +79,8 @@ class LayerNorm(torch.nn.Module):
 
 
 def _conv_norm_act(cin, cout, kernel, stride, norm, act="relu"):
-    layers = [torch.nn.ReflectionPad2d(kernel // 2), torch.nn.Conv2d(cin, cout, kernel, stride)]
+    pad = torch.nn.ReflectionPad2d((kernel - 1) // 2)  # 4x4 stride 2 halves the size
+    layers = [pad, torch.nn.Conv2d(cin, cout, kernel, stride)]
     if norm == "in":
         layers.append(torch.nn.InstanceNorm2d(cout))
     elif norm == "adain":
