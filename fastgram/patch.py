@@ -45,9 +45,8 @@ _NAMED_REPLACEMENTS: Dict[str, type] = {AssignedAdaIN.__name__: AssignedAdaIN}
 def _assigned_adain_class(original: type) -> type:
     name = original.__name__
     if name not in _NAMED_REPLACEMENTS:
-        _NAMED_REPLACEMENTS[name] = type(
-            name, (AssignedAdaIN,), {"__module__": AssignedAdaIN.__module__, "__doc__": AssignedAdaIN.__doc__}
-        )
+        namespace = {"__module__": AssignedAdaIN.__module__, "__doc__": AssignedAdaIN.__doc__}
+        _NAMED_REPLACEMENTS[name] = type(name, (AssignedAdaIN,), namespace)
     return _NAMED_REPLACEMENTS[name]
 
 
@@ -65,10 +64,13 @@ def _assigned_adain(module: torch.nn.Module):
     probe = probe_assigned_adain(module, cls)
     if probe.failure is not None:
         return None, f"{type(module).__qualname__} {probe.failure}"
-    return cls, f"AdaIN with assigned weight/bias (MUNIT's protocol); probe relative error {probe.error:.1e}"
+    note = "AdaIN with assigned weight/bias (MUNIT's protocol)"
+    return cls, f"{note}; probe relative error {probe.error:.1e}"
 
 
-def patch(model: torch.nn.Module, instance_norm: bool = True, munit_adain: bool = True) -> PatchReport:
+def patch(
+    model: torch.nn.Module, instance_norm: bool = True, munit_adain: bool = True
+) -> PatchReport:
     """Make ``model`` run its instance norms on fastgram's ops, in place.
 
     Args:

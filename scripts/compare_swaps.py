@@ -41,6 +41,16 @@ from protocol_models import (  # noqa: E402
 )
 
 
+# {variant: (fastest, slowest)} seconds of the last interleaved() call,
+# printed beside the medians: the machine is shared, the spread shows it.
+SPREAD = {}
+
+
+def _spread(name):
+    low, high = SPREAD[name]
+    return f"[{low * 1e3:.0f}-{high * 1e3:.0f}]"
+
+
 def _timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -49,7 +59,7 @@ def _timed(fn):
 
 def interleaved(variants, repeats, warmup=1):
     """{name: median seconds} with the variants run in turn, repeat after
-    repeat, and {name: last result}."""
+    repeat, and {name: last result}; the spread of each goes to SPREAD."""
     times = {name: [] for name in variants}
     results = {}
     for i in range(warmup + repeats):
@@ -57,6 +67,7 @@ def interleaved(variants, repeats, warmup=1):
             seconds, results[name] = _timed(fn)
             if i >= warmup:
                 times[name].append(seconds)
+    SPREAD.update({name: (min(t), max(t)) for name, t in times.items()})
     return {name: statistics.median(t) for name, t in times.items()}, results
 
 
@@ -116,7 +127,8 @@ def fast_neural_style(repeats, lines):
     for name, seconds in medians.items():
         diff = _max_diff(results[name], results[before])
         lines.append(
-            f"  {name:42s} {seconds * 1e3:8.1f} ms  x{medians[before] / seconds:5.2f}  "
+            f"  {name:42s} {seconds * 1e3:8.1f} ms {_spread(name):13s} "
+            f"x{medians[before] / seconds:5.2f}  "
             f"max |diff| loss+grads {diff:.1e}"
         )
     loss = float(results[before][0]["loss"])
@@ -153,8 +165,9 @@ def munit(repeats, lines):
         )
         diff = _max_diff(results["after"], results["before"])
         lines.append(
-            f"  {label:17s} before {medians['before'] * 1e3:8.1f} ms  after "
-            f"{medians['after'] * 1e3:8.1f} ms  x{medians['before'] / medians['after']:5.2f}  "
+            f"  {label:17s} before {medians['before'] * 1e3:8.1f} ms {_spread('before')}  after "
+            f"{medians['after'] * 1e3:8.1f} ms {_spread('after')}  "
+            f"x{medians['before'] / medians['after']:5.2f}  "
             f"max |diff| {diff:.1e}"
         )
     lines.append("  report:")
@@ -174,7 +187,9 @@ def main():
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"backend {fastgram.get_backend()} (available: {', '.join(available)})",
-        f"medians of {args.repeats} interleaved repeats; ratio = before / after",
+        f"medians of {args.repeats} interleaved repeats [fastest-slowest ms]; "
+        "ratio = before / after; "
+        f"machine shared with other jobs (load average {os.getloadavg()[0]:.1f} at start)",
         "",
     ]
     fast_neural_style(args.repeats, lines)

@@ -198,7 +198,8 @@ class TransformerNet(torch.nn.Module):
         super().__init__()
         w = width
         self.conv1, self.in1 = ConvLayer(3, w, 9, 1), torch.nn.InstanceNorm2d(w, affine=True)
-        self.conv2, self.in2 = ConvLayer(w, 2 * w, 3, 2), torch.nn.InstanceNorm2d(2 * w, affine=True)
+        self.conv2 = ConvLayer(w, 2 * w, 3, 2)
+        self.in2 = torch.nn.InstanceNorm2d(2 * w, affine=True)
         self.conv3 = ConvLayer(2 * w, 4 * w, 3, 2)
         self.in3 = torch.nn.InstanceNorm2d(4 * w, affine=True)
         self.res = torch.nn.Sequential(*[ResidualBlock(4 * w) for _ in range(n_res)])
@@ -228,9 +229,8 @@ class LossNet(torch.nn.Module):
         for i in range(4):
             cout = width * 2**i
             pool = [torch.nn.MaxPool2d(2)] if i else []
-            stages.append(
-                torch.nn.Sequential(*pool, torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.ReLU())
-            )
+            conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+            stages.append(torch.nn.Sequential(*pool, conv, torch.nn.ReLU()))
             cin = cout
         self.stages = torch.nn.ModuleList(stages)
         self.requires_grad_(False)

@@ -34,7 +34,9 @@ def _torch_reason(module: torch.nn.Module) -> Optional[str]:
         )
     if isinstance(module, torch.nn.modules.instancenorm._InstanceNorm):
         return f"{name}: not 2-d; fastgram swaps InstanceNorm2d"
-    layer_norms = (torch.nn.LayerNorm,) + ((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ())
+    layer_norms = (torch.nn.LayerNorm,)
+    if hasattr(torch.nn, "RMSNorm"):  # torch >= 2.4
+        layer_norms += (torch.nn.RMSNorm,)
     if isinstance(module, layer_norms):
         return f"{name}: statistics over the last dimensions of each sample, not an instance norm"
     if isinstance(module, (torch.nn.LocalResponseNorm, torch.nn.CrossMapLRN2d)):

@@ -36,7 +36,8 @@ def _relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     out, ref = out.detach().double(), ref.detach().double()
     if not bool(torch.isfinite(out).all()) or not bool(torch.isfinite(ref).all()):
         return float("inf")
-    return float(torch.linalg.vector_norm(out - ref) / torch.linalg.vector_norm(ref).clamp_min(1e-300))
+    norm = torch.linalg.vector_norm(ref).clamp_min(1e-300)
+    return float(torch.linalg.vector_norm(out - ref) / norm)
 
 
 def _probe_inputs(module: torch.nn.Module):
@@ -78,7 +79,8 @@ def probe_assigned_adain(module: torch.nn.Module, replacement: type) -> ProbeRes
                 ours = replacement.forward(module, x.clone())
             if not isinstance(theirs, torch.Tensor) or theirs.shape != ours.shape:
                 shape = tuple(theirs.shape) if isinstance(theirs, torch.Tensor) else type(theirs)
-                return ProbeResult(None, f"its forward returned {shape}, expected {tuple(ours.shape)}")
+                expected = tuple(ours.shape)
+                return ProbeResult(None, f"its forward returned {shape}, expected {expected}")
             error = _relative_error(ours, theirs)
             worst = max(worst, error)
             if not error <= tolerance:
