@@ -1,126 +1,136 @@
 """Swap fastgram's modules into an existing model, and back.
 
->>> report = fastgram.patch(model)      # torch InstanceNorm2d -> fastgram's
->>> print(report)
+>>> report = fastgram.patch(model)      # instance norms, MUNIT-style AdaIN -> fastgram's
+>>> print(report)                       # every swap, and every norm-like module left and why
 >>> fastgram.unpatch(model)             # the original modules again
 
 The swap changes each module's class in place: the module object, its
-parameters, buffers, hooks and ``state_dict`` keys stay the same, so
-optimisers, checkpoints and references held elsewhere keep working.
-:class:`fastgram.nn.InstanceNorm2d` subclasses ``torch.nn.InstanceNorm2d``
-and adds no state, which is what makes the in-place swap sound.
+parameters, buffers, assigned attributes, hooks and ``state_dict`` keys
+stay the same, so optimisers, checkpoints and references held elsewhere
+keep working. It is sound because each replacement class holds exactly the
+state of the protocol it replaces: :class:`fastgram.nn.InstanceNorm2d`
+subclasses ``torch.nn.InstanceNorm2d`` and adds nothing, and
+:class:`fastgram.nn.MUNITAdaptiveInstanceNorm2d` holds what MUNIT's AdaIN
+layer holds. Recognition is in ``fastgram/patching/protocols.py``, the
+numerical check before an AdaIN swap in ``probe.py``, the reasons for
+other norm layers in ``norm_like.py``.
 
 Patch before wrapping the model in ``torch.compile``: a compiled graph
-already traced through torch's instance norm keeps running it.
+already traced through the original modules keeps running them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
+from fastgram.nn.munit import AdaptiveInstanceNorm2d as AssignedAdaIN
 from fastgram.nn.normalization import InstanceNorm2d
+from fastgram.patching import protocols
+from fastgram.patching.norm_like import left_alone_reason
+from fastgram.patching.probe import probe_assigned_adain
+from fastgram.patching.report import PatchReport
+
+__all__ = ["PatchReport", "patch", "unpatch"]
 
 # Set on every swapped module: the class to restore on unpatch.
 _ORIGINAL_CLASS = "_fastgram_original_class"
 
-
-@dataclasses.dataclass(frozen=True)
-class PatchReport:
-    """What :func:`patch` did.
-
-    Attributes:
-        swapped: qualified names of the modules now running on fastgram.
-        skipped: ``(name, reason)`` of the candidates left as they were.
-    """
-
-    swapped: Tuple[str, ...] = ()
-    skipped: Tuple[Tuple[str, str], ...] = ()
-
-    def __str__(self) -> str:
-        lines = [f"fastgram.patch: {len(self.swapped)} swapped, {len(self.skipped)} left"]
-        lines += [f"  swapped {name or '<root>'}" for name in self.swapped]
-        lines += [f"  left    {name or '<root>'}: {reason}" for name, reason in self.skipped]
-        return "\n".join(lines)
+# Replacement classes named after the original, one per original name:
+# code that finds its AdaIN layers by class name (MUNIT's does) still does.
+_NAMED_REPLACEMENTS: Dict[str, type] = {AssignedAdaIN.__name__: AssignedAdaIN}
 
 
-def _instance_norm_verdict(module: torch.nn.Module):
-    """None if ``module`` can be swapped, else why not; the module must be a
-    torch.nn.InstanceNorm2d (or subclass)."""
-    if isinstance(module, InstanceNorm2d):
-        return "already a fastgram.nn.InstanceNorm2d"
-    if type(module) is not torch.nn.InstanceNorm2d:
-        return (
-            f"{type(module).__qualname__} subclasses torch.nn.InstanceNorm2d; "
-            "its own behaviour is kept"
-        )
-    if module.track_running_stats:
-        return (
-            "track_running_stats=True: uses and updates running statistics, "
-            "which fastgram's fused op does not"
-        )
-    if not module.eps > 0:
-        return (
-            f"eps={module.eps}: fastgram's op needs eps > 0 (a constant channel would "
-            "divide by zero), so torch's own module is kept"
-        )
-    return None
+def _assigned_adain_class(original: type) -> type:
+    name = original.__name__
+    if name not in _NAMED_REPLACEMENTS:
+        namespace = {"__module__": AssignedAdaIN.__module__, "__doc__": AssignedAdaIN.__doc__}
+        _NAMED_REPLACEMENTS[name] = type(name, (AssignedAdaIN,), namespace)
+    return _NAMED_REPLACEMENTS[name]
 
 
-def _custom_norm_reason(module: torch.nn.Module):
-    """Why a module of the user's own norm-like class (its name contains
-    "Norm", and it is neither torch's nor fastgram's) is left alone, so the
-    report shows it was seen; None for any other module."""
-    cls = type(module)
-    if "Norm" not in cls.__name__ or isinstance(module, torch.nn.InstanceNorm2d):
-        return None
-    if cls.__module__.split(".")[0] in ("torch", "fastgram"):
-        return None
-    return (
-        f"{cls.__qualname__} looks like a norm layer but is not a torch.nn.InstanceNorm2d; "
-        "fastgram swaps only those"
-    )
+def _swap(module: torch.nn.Module, cls: type) -> None:
+    setattr(module, _ORIGINAL_CLASS, type(module))
+    module.__class__ = cls
 
 
-def patch(model: torch.nn.Module, instance_norm: bool = True) -> PatchReport:
+def _assigned_adain(module: torch.nn.Module):
+    """(replacement class, note) to swap ``module``, or (None, reason)."""
+    mismatch = protocols.assigned_adain_mismatch(module)
+    if mismatch is not None:
+        return None, f"{type(module).__qualname__} is not MUNIT's AdaIN protocol: {mismatch}"
+    cls = _assigned_adain_class(type(module))
+    probe = probe_assigned_adain(module, cls)
+    if probe.failure is not None:
+        return None, f"{type(module).__qualname__} {probe.failure}"
+    note = "AdaIN with assigned weight/bias (MUNIT's protocol)"
+    return cls, f"{note}; probe relative error {probe.error:.1e}"
+
+
+def patch(
+    model: torch.nn.Module, instance_norm: bool = True, munit_adain: bool = True
+) -> PatchReport:
     """Make ``model`` run its instance norms on fastgram's ops, in place.
 
     Args:
         model: any ``torch.nn.Module`` (the model itself may be a norm).
         instance_norm: swap every ``torch.nn.InstanceNorm2d`` (exact type,
-            ``track_running_stats=False``) for
-            :class:`fastgram.nn.InstanceNorm2d`; parameters and buffers are
-            kept, outputs and gradients are unchanged up to float rounding.
+            ``track_running_stats=False``, ``eps > 0``) for
+            :class:`fastgram.nn.InstanceNorm2d`.
+        munit_adain: swap every module following MUNIT's AdaIN protocol
+            (recognised by its state, see :mod:`fastgram.patching.protocols`,
+            and checked on a probe input to compute the same to the rounding
+            of its dtype) for :class:`fastgram.nn.MUNITAdaptiveInstanceNorm2d`
+            (a subclass named like the original when its name differs).
+
+    Outputs and gradients are unchanged up to float rounding; parameters,
+    buffers and ``state_dict`` keys are kept.
 
     Returns:
         A :class:`PatchReport` naming every swapped module and every
-        ``InstanceNorm2d`` left alone (subclasses, running statistics,
-        ``eps=0``), with the reason, and the modules of the model's own
-        norm-like classes (name containing "Norm"), which are never swapped.
+        norm-like module left alone with the reason: instance norms with
+        running statistics, subclasses, ``eps=0``; modules that look like the
+        AdaIN protocol but differ in state or fail the probe; torch's batch,
+        group, layer and other norms; the model's own classes named "...Norm...".
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(instance_norm, bool):
         raise TypeError(f"instance_norm: expected True or False, got {instance_norm!r}")
+    if not isinstance(munit_adain, bool):
+        raise TypeError(f"munit_adain: expected True or False, got {munit_adain!r}")
     swapped: List[str] = []
     skipped: List[Tuple[str, str]] = []
-    if instance_norm:
-        for name, module in model.named_modules(remove_duplicate=True):
-            if not isinstance(module, torch.nn.InstanceNorm2d):
-                custom = _custom_norm_reason(module)
-                if custom is not None:
-                    skipped.append((name, custom))
+    notes: List[Tuple[str, str]] = []
+    for name, module in model.named_modules(remove_duplicate=True):
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            reason = protocols.instance_norm_verdict(module)
+            if reason is None and not instance_norm:
+                reason = "instance_norm=False was passed"
+            if reason is None:
+                _swap(module, InstanceNorm2d)
+                swapped.append(name)
+            else:
+                skipped.append((name, reason))
+        elif protocols.is_fastgram_assigned_adain(module):
+            skipped.append((name, "already a fastgram.nn.MUNITAdaptiveInstanceNorm2d"))
+        elif protocols.is_assigned_adain_candidate(module):
+            if not munit_adain:
+                skipped.append((name, "munit_adain=False was passed"))
                 continue
-            reason = _instance_norm_verdict(module)
+            cls, text = _assigned_adain(module)
+            if cls is None:
+                skipped.append((name, text))
+                continue
+            _swap(module, cls)
+            swapped.append(name)
+            notes.append((name, text))
+        else:
+            reason = left_alone_reason(module)
             if reason is not None:
                 skipped.append((name, reason))
-                continue
-            setattr(module, _ORIGINAL_CLASS, type(module))
-            module.__class__ = InstanceNorm2d
-            swapped.append(name)
-    return PatchReport(tuple(swapped), tuple(skipped))
+    return PatchReport(tuple(swapped), tuple(skipped), tuple(notes))
 
 
 def unpatch(model: torch.nn.Module) -> Tuple[str, ...]:

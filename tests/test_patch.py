@@ -135,7 +135,8 @@ def _check_patch_round_trip(model, inputs, gen, monkeypatch):
     report = fastgram.patch(model)
 
     assert isinstance(report, PatchReport)
-    assert list(report.swapped) == names and report.skipped == ()
+    assert list(report.swapped) == names
+    assert not set(names) & {name for name, _ in report.skipped}
     for name, module in model.named_modules():
         if name in names:
             assert type(module) is InstanceNorm2d
@@ -178,6 +179,12 @@ def test_patch_generator_built_with_torch_instance_norm(gen, monkeypatch):
     # 1 input conv + 2 downsamplings + 2 residual blocks of 2 norms each.
     assert len(report.swapped) == 7
     assert "encoder.model.0.norm_act.norm" in report.swapped
+    # its upsampling layer norms (GroupNorm with 1 group) are listed, not swapped
+    assert dict(report.skipped) == {
+        f"decoder.upsample.{i}.norm_act.norm": "GroupNorm with 1 group: a layer norm over "
+        "(C, H, W), not an instance norm"
+        for i in (1, 3)
+    }
 
 
 def test_patch_third_party_transformer_net(gen, monkeypatch):
@@ -214,7 +221,8 @@ def test_patch_leaves_running_stats_and_subclasses_and_says_why():
     report = fastgram.patch(model)
     assert report.swapped == ("1",)
     reasons = dict(report.skipped)
-    assert set(reasons) == {"0", "2", "3"}
+    assert set(reasons) == {"0", "2", "3", "4"}
+    assert reasons["4"] == "BatchNorm2d: statistics over the batch, not an instance norm"
     assert "track_running_stats=True" in reasons["0"]
     assert "CustomNorm" in reasons["2"]
     assert "already" in reasons["3"]
@@ -245,7 +253,9 @@ def test_patch_root_module_shared_module_and_opt_out():
     assert fastgram.patch(model).swapped == ("0",)
     assert type(model[2]) is InstanceNorm2d
     fastgram.unpatch(model)
-    assert fastgram.patch(model, instance_norm=False) == PatchReport()
+    assert fastgram.patch(model, instance_norm=False) == PatchReport(
+        skipped=(("0", "instance_norm=False was passed"),)
+    )
     assert type(model[0]) is torch.nn.InstanceNorm2d
 
 
@@ -320,9 +330,11 @@ def test_custom_norm_like_classes_are_listed_as_left_untouched():
     report = fastgram.patch(model)
     reasons = dict(report.skipped)
     assert report.swapped == ("4",)
-    assert sorted(reasons) == ["0", "1"]  # torch's own BatchNorm/LayerNorm are not listed
+    assert sorted(reasons) == ["0", "1", "2", "3"]
     assert "PixelNorm looks like a norm layer" in reasons["0"]
     assert "FancyNormalization looks like a norm layer" in reasons["1"]
+    assert reasons["2"].startswith("BatchNorm2d: statistics over the batch")
+    assert reasons["3"].startswith("LayerNorm: statistics over the last dimensions")
     assert "left    0: " in str(report)
 
 
