@@ -10,3 +10,4 @@ fastgram stylize $ex/cat.jpg --style $ex/retina.jpg $ex/brick.jpg $ex/hubble_dee
     --style-weights 0.5 0.3 0.2 --out $ex/mixed
 fastgram stylize $ex/cat.jpg --style $ex/retina.jpg $ex/hubble_deep_field.jpg \
     --mask $ex/mask_left.png $ex/mask_right.png --out $ex/regions
+fastgram stylize $ex/cat.jpg --style $ex/retina.jpg --tile 128 --out $ex/tiled
