@@ -41,27 +41,31 @@ def photo(side: int) -> torch.Tensor:
 
 def equality(sides, tiles) -> list:
     saved = precision.cpu_has_native_bf16
-    precision.cpu_has_native_bf16 = lambda: False  # float32 end to end
+    precision.cpu_has_native_bf16 = lambda: False  # float32 end to end (checked per call)
     try:
         gan = StyleTransferGAN.pretrained(device="cpu")
+        code = gan.encode_style(data.image_path("retina"))
+        rows = []
+        for side in sides:
+            content = photo(side)
+            whole = gan.stylize(content, style_code=code)
+            for tile in tiles:
+                tiled = gan.stylize(content, style_code=code, tile=tile)
+                diff = float((tiled - whole).abs().max())
+                rows.append({"side": side, "tile": tile, "divides": side % tile == 0,
+                             "max_abs_diff": diff})
+                print(f"equality {side}² tile {tile}: {diff:.2e}", flush=True)
     finally:
         precision.cpu_has_native_bf16 = saved
-    code = gan.encode_style(data.image_path("retina"))
-    rows = []
-    for side in sides:
-        content = photo(side)
-        whole = gan.stylize(content, style_code=code)
-        for tile in tiles:
-            tiled = gan.stylize(content, style_code=code, tile=tile)
-            diff = float((tiled - whole).abs().max())
-            rows.append({"side": side, "tile": tile, "divides": side % tile == 0,
-                         "max_abs_diff": diff})
-            print(f"equality {side}² tile {tile}: {diff:.2e}", flush=True)
     return rows
 
 
 _CHILD = r"""
 import json, resource, sys, torch
+# A forked child starts with its parent's high-water mark: restart it here
+# (Linux), and report the peak both ways.
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
 sys.path.insert(0, sys.argv[1])
 from fastgram import StyleTransferGAN, data
 side, tile = int(sys.argv[2]), int(sys.argv[3])
@@ -73,7 +77,8 @@ with Image.open(data.image_path("astronaut")) as small:
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 out = gan.stylize(picture, style_code=code, tile=tile)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"before": before, "peak": peak, "size": list(out.size)}))
+hwm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(json.dumps({"before": before, "peak": peak, "vm_hwm": hwm, "size": list(out.size)}))
 """
 
 
@@ -84,10 +89,11 @@ def peak_rss(side: int, tile: int) -> dict:
     if result.returncode:
         raise RuntimeError(result.stderr[-2000:])
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"peak RSS {side}² tile {tile}: {found['peak'] / 2**30:.2f} GiB "
-          f"({found['before'] / 2**30:.2f} GiB before stylising)", flush=True)
+    print(f"peak RSS {side}² tile {tile}: maxrss {found['peak'] / 2**30:.2f} GiB, VmHWM "
+          f"{found['vm_hwm'] / 2**30:.2f} GiB ({found['before'] / 2**30:.2f} GiB before "
+          "stylising)", flush=True)
     return {"side": side, "tile": tile, "peak_rss_bytes": found["peak"],
-            "rss_before_stylize_bytes": found["before"]}
+            "vm_hwm_bytes": found["vm_hwm"], "rss_before_stylize_bytes": found["before"]}
 
 
 def estimates(side: int) -> list:
@@ -140,15 +146,17 @@ def main() -> None:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FASTGRAM_MEMORY_BUDGET", "unlimited")  # the whole-image references
-    report = {"machine": platform.processor() or platform.machine(),
+    previous = out / "report.json"  # parts skipped now keep their last figures
+    report = json.loads(previous.read_text()) if previous.is_file() else {}
+    report |= {"machine": platform.processor() or platform.machine(),
               "cpus": os.cpu_count(), "torch": torch.__version__,
               "note": "CPU shared with other jobs; timings interleaved, medians"}
+    if "rss" not in args.skip:  # first, while this process is small
+        report["peak_rss_tiled"] = [peak_rss(args.rss_side, t) for t in args.rss_tiles]
     if "equality" not in args.skip:
         report["equality_float32"] = equality(args.sides, args.tiles)
     if "estimate" not in args.skip:
         report["whole_image_estimates"] = estimates(args.rss_side)
-    if "rss" not in args.skip:
-        report["peak_rss_tiled"] = [peak_rss(args.rss_side, t) for t in args.rss_tiles]
     if "time" not in args.skip:
         report["time"] = timing(args.time_side, args.time_tile, args.repeats)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -185,14 +185,17 @@ def test_stylize_command_mixes_and_places_styles(tmp_path, capsys):
     for i, m in enumerate((mask, 1 - mask)):
         masks.append(str(tmp_path / f"m{i}.png"))
         Image.fromarray((m.numpy() * 255).astype("uint8")).save(masks[-1])
-    base = ["stylize", str(content), "--device", "cpu", "--style", *styles_]
+    base = ["stylize", str(content), "--device", "cpu"]
+    for style in styles_:
+        base += ["--style", style]
     assert cli.main([*base, "--style-weights", "0.7", "0.3", "--out", str(tmp_path / "mix")]) == 0
     assert (tmp_path / "mix" / "photo_stylized.png").is_file()
-    assert cli.main([*base, "--mask", *masks, "--out", str(tmp_path / "regions")]) == 0
+    mask_args = ["--mask", masks[0], "--mask", masks[1]]
+    assert cli.main([*base, *mask_args, "--out", str(tmp_path / "regions")]) == 0
     assert (tmp_path / "regions" / "photo_stylized.png").is_file()
     capsys.readouterr()
     for extra, message in ((["--style-weights", "1"], "--style-weights: expected 2 values"),
                            ([], "--style: 2 styles given"),
-                           (["--mask", *masks, "--style-weights", "1", "1"], "give one of them")):
+                           ([*mask_args, "--style-weights", "1", "1"], "give one of them")):
         assert cli.main([*base, *extra, "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err

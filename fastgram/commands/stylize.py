@@ -15,15 +15,15 @@ HELP = "stylise images (files or folders) in any style, with the starter model o
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("content", nargs="+", type=types.existing_path,
                         help="content images, or folders of them")
-    parser.add_argument("--style", required=True, nargs="+", type=types.existing_file,
-                        help="style image; several with --style-weights (mix them) or --mask "
-                             "(one region each)")
+    parser.add_argument("--style", required=True, action="append", type=types.existing_file,
+                        help="style image; repeat it for several, with --style-weights (mix "
+                             "them) or --mask (one region each)")
     parser.add_argument("--style-weights", nargs="+", type=types.non_negative_float, default=None,
                         metavar="W", help="one weight per --style: mix the styles (normalised "
                                           "to sum 1)")
-    parser.add_argument("--mask", nargs="+", type=types.existing_file, default=None,
-                        metavar="MASK", help="one greyscale mask per --style, the content's "
-                                             "size (white: that style); one content only")
+    parser.add_argument("--mask", action="append", type=types.existing_file, default=None,
+                        help="a greyscale mask of the content's size per --style, in the same "
+                             "order (white: that style); one content only")
     parser.add_argument("--checkpoint", default=None, type=types.existing_file,
                         help="a model saved by StyleTransferGAN.save or a training checkpoint.pt "
                              "(default: the starter model shipped with fastgram)")
