@@ -5,7 +5,7 @@ import torch
 
 from fastgram import StyleTransferGAN, color, data
 
-from tests.test_adain_generator import TINY as ADAIN_TINY  # the adain model with random VGG
+from test_adain_generator import TINY as ADAIN_TINY  # the adain model with random VGG
 
 
 @pytest.fixture(scope="module")

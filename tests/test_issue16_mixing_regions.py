@@ -7,7 +7,7 @@ from PIL import Image
 from fastgram import StyleTransferGAN, data
 from fastgram.models.regions import masked_statistics, regional_adain
 
-from tests.test_adain_generator import TINY as ADAIN_TINY
+from test_adain_generator import TINY as ADAIN_TINY
 
 MUNIT_TINY = dict(size=32, style_dim=4, ngf=4, ndf=4, n_res_blocks=1, num_scales=1,
                   vgg_weights=None)

@@ -6,7 +6,7 @@ import torch
 
 from fastgram import StyleTransferGAN, data, tiling
 
-from tests.test_issue16_mixing_regions import MUNIT_TINY
+from test_issue16_mixing_regions import MUNIT_TINY
 
 
 @pytest.fixture(scope="module")
