@@ -168,6 +168,7 @@ DISTRIBUTED_RESUME = textwrap.dedent(
     if dist.get_rank() == 0:
         assert not torch.equal(gathered[0], gathered[1]), "both ranks drew the same batch"
         print("RANKS_DRAW_THEIR_OWN", flush=True)
+    del first, resumed  # their DDP reducers hold gloo work: free them while the group still exists
     distributed.teardown()
     """
 )
