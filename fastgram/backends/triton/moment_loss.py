@@ -7,8 +7,8 @@
   sigmas, target_means, target_sigmas, weights, unbiased) -> grad_features``.
 
 The loss itself is a handful of (B, C)-sized PyTorch ops inside the
-operator; the kernels do the passes over the features. Autograd as the
-extension's (:mod:`fastgram.backends.ext.moment_loss`).
+operator; the kernels do the passes over the features. Autograd is the
+extension's too (:mod:`fastgram.backends.moment_loss_autograd`).
 """
 
 # No ``from __future__ import annotations``: see .instance_norm.
@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch.library import triton_op
 
-from fastgram.backends import autograd, checks, reference
+from fastgram.backends import checks, moment_loss_autograd
 from fastgram.backends.triton import support
 from fastgram.kernels import moments as kernels
 
@@ -70,49 +70,10 @@ def triton_moment_loss_backward(
     return grads
 
 
-def _setup_context(ctx, inputs, output):
-    features, target_means, target_sigmas, weights, eps, unbiased = inputs
-    _, means, sigmas = output
-    ctx.layers = len(features)
-    ctx.weights, ctx.eps, ctx.unbiased = list(weights), eps, unbiased
-    ctx.save_for_backward(*features, *target_means, *target_sigmas, *means, *sigmas)
-    ctx.mark_non_differentiable(*means, *sigmas)
-
-
-def _target_grad(grad_loss, residual, target, weight: float) -> torch.Tensor:
-    g = residual * (-2.0 * weight / residual.numel()) * grad_loss.to(residual.dtype)
-    g = g.sum(0, keepdim=True) if target.shape[0] == 1 else g
-    return g.to(target.dtype)
-
-
-def _backward(ctx, grad_loss, _grad_means, _grad_sigmas):
-    n = ctx.layers
-    saved = ctx.saved_tensors
-    features, t_means, t_sigmas, means, sigmas = (list(saved[i * n:(i + 1) * n]) for i in range(5))
-    need_f, need_m, need_s = (list(need) for need in ctx.needs_input_grad[:3])
-
-    def kernel_grads():
-        f_grads = (torch.ops.fastgram.triton_moment_loss_backward(
-            grad_loss, features, means, sigmas, t_means, t_sigmas, ctx.weights, ctx.unbiased)
-            if any(need_f) else [None] * n)
-        m_grads = [_target_grad(grad_loss, means[l] - t_means[l].to(means[l].dtype), t_means[l],
-                                ctx.weights[l]) if need_m[l] else None for l in range(n)]
-        s_grads = [_target_grad(grad_loss, sigmas[l] - t_sigmas[l].to(sigmas[l].dtype),
-                                t_sigmas[l], ctx.weights[l]) if need_s[l] else None
-                   for l in range(n)]
-        return f_grads, m_grads, s_grads
-
-    grads = autograd.input_grads(
-        (any(need_f), any(need_m), any(need_s)), grad_loss, (features, t_means, t_sigmas),
-        lambda f, m, s: reference.moment_loss(f, m, s, ctx.weights, ctx.eps, ctx.unbiased),
-        kernel_grads,
-    )
-    f_grads, m_grads, s_grads = (autograd.masked(g, need)
-                                 for g, need in zip(grads, (need_f, need_m, need_s)))
-    return f_grads, m_grads, s_grads, None, None, None
-
-
-triton_moment_loss.register_autograd(_backward, setup_context=_setup_context)
+triton_moment_loss.register_autograd(
+    moment_loss_autograd.make_backward(
+        lambda *args: torch.ops.fastgram.triton_moment_loss_backward(*args)),
+    setup_context=moment_loss_autograd.setup_context)
 
 
 def run(features, target_means, target_sigmas, weights, eps, unbiased) -> torch.Tensor:
