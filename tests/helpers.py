@@ -45,6 +45,16 @@ def randn(*shape, dtype=torch.float32, gen=None, device="cpu", requires_grad=Fal
     return x.requires_grad_(requires_grad)
 
 
+def kernel_backends() -> list:
+    """The backends whose kernels can run here: Triton only on a GPU or under
+    the interpreter."""
+    import os
+    names = ["reference", "ext"]
+    if os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available():
+        names.append("triton")
+    return names
+
+
 def require_extension() -> None:
     """Skip when the C++ extension cannot be loaded here; fail instead under
     ``FASTGRAM_REQUIRE_EXT=1`` (CI), so a broken build never passes as a skip."""

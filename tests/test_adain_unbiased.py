@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fastgram import nn, ops
-from helpers import assert_close, randn, require_extension
+from helpers import assert_close, randn, require_extension, kernel_backends
 
 EPS = 1e-5
 # content shape, style shape: equal sizes, different spatial sizes, a
@@ -44,11 +44,6 @@ def adain_paper_formula(content, style, eps=EPS, alpha=1.0):
     return alpha * out + (1 - alpha) * content
 
 
-def _backends():
-    names = ["reference", "ext"]
-    if os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available():
-        names.append("triton")
-    return names
 
 
 def _ready(backend):
@@ -64,7 +59,7 @@ def _split_path():
     return common.override(norm_common.tuning, fused_max_n=8, tile_elems=8, min_chunk=8)
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 @pytest.mark.parametrize("content_shape,style_shape", SHAPES)
 @pytest.mark.parametrize("alpha", [1.0, 0.6])
 def test_unbiased_adain_matches_the_paper_formula(backend, content_shape, style_shape, alpha, gen):
@@ -86,7 +81,7 @@ def test_unbiased_adain_matches_the_paper_formula(backend, content_shape, style_
     assert_close(gs, rs, 1e-5, "grad style")
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 def test_unbiased_differs_from_biased_by_the_variance_divisor(backend, gen):
     _ready(backend)
     c, s = randn(2, 3, 4, 4, gen=gen), randn(2, 3, 3, 3, gen=gen)
@@ -97,7 +92,7 @@ def test_unbiased_differs_from_biased_by_the_variance_divisor(backend, gen):
     assert_close(biased, ops.adain(c.double(), s.double(), backend="reference"), 1e-6)
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 def test_unbiased_gradcheck_float64(backend, gen):
     _ready(backend)
     c = randn(2, 3, 3, 2, dtype=torch.float64, gen=gen, requires_grad=True)
@@ -123,7 +118,7 @@ def test_triton_split_path_takes_the_unbiased_divisor(gen):
     assert_close(gs, rs, 1e-5, "grad style")
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 @pytest.mark.parametrize("which", ["content", "style"])
 def test_unbiased_refuses_one_position_rows(backend, which, gen):
     _ready(backend)

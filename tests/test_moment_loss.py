@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from fastgram import nn, ops
 from fastgram.ops import reference
-from helpers import assert_close, randn, require_extension
+from helpers import assert_close, randn, require_extension, kernel_backends
 
 EPS = 1e-5
 # VGG-like layer shapes in miniature: channels grow as positions shrink;
@@ -41,11 +41,6 @@ def paper_moment_loss(features, targets, weights=None, unbiased=True, eps=EPS):
     return total
 
 
-def _backends():
-    names = ["reference", "ext"]
-    if os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available():
-        names.append("triton")
-    return names
 
 
 def _ready(backend):
@@ -72,7 +67,7 @@ def _grads_vs_paper(loss, inputs, ref_fn):
     return ref, grads, ref_grads
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 @pytest.mark.parametrize("unbiased", [True, False])
 @pytest.mark.parametrize("target_batch", [None, 1])
 def test_feature_targets_match_the_paper_loss(backend, unbiased, target_batch, gen):
@@ -89,7 +84,7 @@ def test_feature_targets_match_the_paper_loss(backend, unbiased, target_batch, g
         assert_close(g, r, 1e-5, f"grad {'features' if i < n else 'targets'}[{i % n}]")
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 @pytest.mark.parametrize("stat_shape", ["C", "1C", "BC"])
 def test_statistics_targets(backend, stat_shape, gen):
     _ready(backend)
@@ -115,7 +110,7 @@ def test_statistics_targets(backend, stat_shape, gen):
         assert_close(g, r, 1e-5, "grad")
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 def test_gradcheck_float64(backend, gen):
     _ready(backend)
     fs = [randn(2, 3, 3, 2, dtype=torch.float64, gen=gen, requires_grad=True),
@@ -129,7 +124,7 @@ def test_gradcheck_float64(backend, gen):
     assert torch.autograd.gradgradcheck(fn, (*fs, t0, m, s))
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_dtypes(backend, dtype, gen):
     _ready(backend)
@@ -143,7 +138,7 @@ def test_dtypes(backend, dtype, gen):
     assert all(torch.isfinite(f.grad).all() for f in features)
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", kernel_backends())
 def test_channels_last_and_strided_features(backend, gen):
     _ready(backend)
     features, targets = _layers(gen)

@@ -13,34 +13,14 @@ from fastgram import ops
 from fastgram.models import Generator
 from fastgram.nn import InstanceNorm2d
 from fastgram.patch import PatchReport
+from protocol_models import ConvLayer, ResidualBlock as Residual
 
 RTOL = 1e-10  # float64 on the CPU
 
 
 # A third-party-style model: the fast-neural-style transformer network
-# (Johnson et al., 2016) with instance norms, as projects write it.
-class ConvLayer(torch.nn.Module):
-    def __init__(self, cin, cout, kernel, stride):
-        super().__init__()
-        self.pad = torch.nn.ReflectionPad2d(kernel // 2)
-        self.conv = torch.nn.Conv2d(cin, cout, kernel, stride)
-
-    def forward(self, x):
-        return self.conv(self.pad(x))
-
-
-class Residual(torch.nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.conv1 = ConvLayer(channels, channels, 3, 1)
-        self.in1 = torch.nn.InstanceNorm2d(channels, affine=True)
-        self.conv2 = ConvLayer(channels, channels, 3, 1)
-        self.in2 = torch.nn.InstanceNorm2d(channels, affine=True)
-
-    def forward(self, x):
-        return x + self.in2(self.conv2(torch.relu(self.in1(self.conv1(x)))))
-
-
+# (Johnson et al., 2016) with instance norms, as projects write it; its
+# layers are the re-implementation in protocol_models.
 class UpsampleConv(torch.nn.Module):
     def __init__(self, cin, cout, kernel):
         super().__init__()
