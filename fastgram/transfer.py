@@ -248,7 +248,7 @@ class StyleTransferGAN:
                 plan = plan.with_masks(_resize_masks(plan.masks, batch.shape[2:]))
         out = self._generate(batch, plan, alpha, tile, progress)
         if keep_colors:
-            out = color.preserve_color(out, batch)
+            out = color.preserve_color(out, batch, out=out)  # ours: converted in place
         if kind == "pil":
             return imageio.tensor_to_pil(out[0])
         out = out.to(device)
