@@ -105,6 +105,16 @@ def _check_out(out: torch.Tensor, stylized: torch.Tensor) -> None:
     validation.same_device(out, "out", stylized, "stylized")
 
 
+def _as_batch(image: torch.Tensor) -> torch.Tensor:
+    return image if image.dim() == 4 else image.unsqueeze(0)
+
+
+def _band(image: torch.Tensor, top: int, bottom: int, dtype: torch.dtype) -> torch.Tensor:
+    """Rows ``top:bottom`` of (B, 3, H, W) as (B, 3, positions) in ``dtype``
+    (a view when the rows are contiguous)."""
+    return image[:, :, top:bottom].to(dtype).flatten(2)
+
+
 def preserve_color(stylized: torch.Tensor, content: torch.Tensor, *,
                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``stylized``'s luminance with ``content``'s chroma, in [0, 1] RGB.
@@ -125,16 +135,21 @@ def preserve_color(stylized: torch.Tensor, content: torch.Tensor, *,
         out = torch.empty(stylized.shape, dtype=dtype, device=stylized.device)
     else:
         _check_out(out, stylized)
-    luma, chroma = _swap_matrices(stylized)
-    height = stylized.shape[-2]
+    styled, source, target = _as_batch(stylized), _as_batch(content), _as_batch(out)
+    count, _, height, width = styled.shape
+    luma, chroma = (m.to(dtype).expand(count, 3, 3) for m in _swap_matrices(stylized))
     rows = _band_rows(stylized.shape, dtype)
+    # one band-sized buffer for every band: fresh temporaries per band would
+    # be kept by the C allocator, several bands' worth
+    work = torch.empty(count * 3 * min(rows, height) * width, dtype=dtype, device=stylized.device)
     for top in range(0, height, rows):
-        band = slice(top, min(height, top + rows))
+        bottom = min(height, top + rows)
+        mixed = work[:count * 3 * (bottom - top) * width].view(count, 3, -1)
+        torch.bmm(luma, _band(styled, top, bottom, dtype), out=mixed)
+        mixed.baddbmm_(chroma, _band(source, top, bottom, dtype))
         # both bands are read before ``out``'s band is written: ``out`` may
         # be ``stylized`` or ``content``
-        mixed = _mix(luma, stylized[..., band, :])
-        mixed += _mix(chroma, content[..., band, :].to(stylized.dtype))
-        out[..., band, :] = mixed.clamp_(0.0, 1.0)
+        target[:, :, top:bottom] = mixed.view(count, 3, bottom - top, width).clamp_(0.0, 1.0)
     return out
 
 

@@ -51,16 +51,19 @@ def whole_image_swap(stylized, content):
 def test_preserve_color_in_bands_equals_the_whole_image(shape, monkeypatch):
     torch.manual_seed(0)
     stylized, content = torch.rand(shape), torch.rand(shape)
+    expected = whole_image_swap(stylized, content)
     whole = color.preserve_color(stylized, content)  # one band
-    assert (whole - whole_image_swap(stylized, content)).abs().max() < 1e-6
+    assert (whole - expected).abs().max() < 1e-6
     row_bytes = 3 * 17 * 4 * (shape[0] if len(shape) == 4 else 1)
     for rows in (1, 5, 22):  # 5 and 22 do not divide the 23 rows
         monkeypatch.setattr(color, "BAND_BYTES", rows * row_bytes)
-        assert torch.equal(color.preserve_color(stylized, content), whole), rows
-    # in place: the result is written into ``stylized``
-    kept = stylized.clone()
+        banded = color.preserve_color(stylized, content)
+        # equal up to the matrix products' last bit (their kernels vary with the band's size)
+        assert (banded - whole).abs().max() < 1e-6 and (banded - expected).abs().max() < 1e-6
+    # in place: the result is written into ``stylized``, here a cropped view
+    kept = torch.cat([stylized, torch.rand(shape)], dim=-1)[..., :17]
     assert color.preserve_color(kept, content, out=kept) is kept
-    assert torch.equal(kept, whole)
+    assert (kept - expected).abs().max() < 1e-6
 
 
 def test_preserve_color_bad_arguments(gan):
