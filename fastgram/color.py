@@ -16,8 +16,15 @@ matching per-channel means and variances of the output to the content:
 * it needs nothing but the two images and no retraining, so it works on
   every model, on tiles (a pixel-wise map gives the same result tile by
   tile) and on regions;
-* YCbCr is linear in RGB, so the swap is one matrix product, and Y is the
-  luminance the eye reads structure and strokes from.
+* YCbCr is linear in RGB, so the swap is two 3x3 matrix products (one for
+  the stylised pixel, one for the content's), and Y is the luminance the
+  eye reads structure and strokes from.
+
+Large photos are converted in horizontal bands of rows (at most
+:data:`BAND_BYTES` per band-sized tensor) written into the output, which
+may be ``stylized`` itself (``out=stylized``), through one band-sized
+buffer: the memory beyond the images is one band, not copies of the whole
+image (converting a 4096x4096 pair at once took 776 MiB more).
 
 The only pixels whose chroma is not exactly the content's are those the
 clamp touches: a dark stylised luminance with a strongly coloured content
@@ -26,9 +33,14 @@ pixel can leave the RGB cube.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from fastgram import validation
+
+# The largest band-sized tensor of :func:`preserve_color`, in bytes.
+BAND_BYTES = 16 * 2**20
 
 # BT.601 full-range RGB -> YCbCr (offsets 0.5 on the chroma rows are left
 # out: they cancel in the swap).
@@ -67,10 +79,50 @@ def ycbcr_to_rgb(image: torch.Tensor) -> torch.Tensor:
     return _mix(inverse, image)
 
 
-def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+def _swap_matrices(reference: torch.Tensor):
+    """(luma, chroma): 3x3 matrices with ``luma @ s + chroma @ c`` the RGB
+    of the stylised pixel ``s``'s Y with the content pixel ``c``'s Cb, Cr
+    (YCbCr -> RGB of the Y row of one and the chroma rows of the other)."""
+    forward = _matrix(reference)
+    inverse = torch.linalg.inv(forward)
+    return inverse[:, :1] @ forward[:1], inverse[:, 1:] @ forward[1:]
+
+
+def _band_rows(shape, dtype: torch.dtype) -> int:
+    """Rows per band so that a band of an image of ``shape`` (..., 3, H, W)
+    in ``dtype`` holds at most :data:`BAND_BYTES` (one row at least)."""
+    row_bytes = shape[-1] * dtype.itemsize
+    for size in shape[:-2]:
+        row_bytes *= size
+    return max(1, BAND_BYTES // row_bytes)
+
+
+def _check_out(out: torch.Tensor, stylized: torch.Tensor) -> None:
+    validation.tensor(out, "out", (3, 4))
+    if out.shape != stylized.shape:
+        raise ValueError(f"out: expected the shape of stylized {tuple(stylized.shape)}, "
+                         f"got {tuple(out.shape)}")
+    validation.same_device(out, "out", stylized, "stylized")
+
+
+def _as_batch(image: torch.Tensor) -> torch.Tensor:
+    return image if image.dim() == 4 else image.unsqueeze(0)
+
+
+def _band(image: torch.Tensor, top: int, bottom: int, dtype: torch.dtype) -> torch.Tensor:
+    """Rows ``top:bottom`` of (B, 3, H, W) as (B, 3, positions) in ``dtype``
+    (a view when the rows are contiguous)."""
+    return image[:, :, top:bottom].to(dtype).flatten(2)
+
+
+def preserve_color(stylized: torch.Tensor, content: torch.Tensor, *,
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``stylized``'s luminance with ``content``'s chroma, in [0, 1] RGB.
 
     Both (B, 3, H, W) or (3, H, W) of the same shape, on the same device.
+    The result goes to ``out`` if given (of their shape; ``stylized``
+    itself converts in place), else to a new tensor (float32 at least).
+    Computed band by band: see the module docstring.
     """
     validation.tensor(stylized, "stylized", (3, 4))
     validation.tensor(content, "content", (3, 4))
@@ -78,9 +130,27 @@ def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tenso
         raise ValueError(f"content: expected the shape of stylized {tuple(stylized.shape)}, "
                          f"got {tuple(content.shape)}")
     validation.same_device(content, "content", stylized, "stylized")
-    luma = rgb_to_ycbcr(stylized)[..., :1, :, :]
-    chroma = rgb_to_ycbcr(content.to(stylized.dtype))[..., 1:, :, :]
-    return ycbcr_to_rgb(torch.cat([luma, chroma], dim=-3)).clamp_(0.0, 1.0)
+    dtype = torch.promote_types(stylized.dtype, torch.float32)
+    if out is None:
+        out = torch.empty(stylized.shape, dtype=dtype, device=stylized.device)
+    else:
+        _check_out(out, stylized)
+    styled, source, target = _as_batch(stylized), _as_batch(content), _as_batch(out)
+    count, _, height, width = styled.shape
+    luma, chroma = (m.to(dtype).expand(count, 3, 3) for m in _swap_matrices(stylized))
+    rows = _band_rows(stylized.shape, dtype)
+    # one band-sized buffer for every band: fresh temporaries per band would
+    # be kept by the C allocator, several bands' worth
+    work = torch.empty(count * 3 * min(rows, height) * width, dtype=dtype, device=stylized.device)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        mixed = work[:count * 3 * (bottom - top) * width].view(count, 3, -1)
+        torch.bmm(luma, _band(styled, top, bottom, dtype), out=mixed)
+        mixed.baddbmm_(chroma, _band(source, top, bottom, dtype))
+        # both bands are read before ``out``'s band is written: ``out`` may
+        # be ``stylized`` or ``content``
+        target[:, :, top:bottom] = mixed.view(count, 3, bottom - top, width).clamp_(0.0, 1.0)
+    return out
 
 
-__all__ = ["preserve_color", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+__all__ = ["BAND_BYTES", "preserve_color", "rgb_to_ycbcr", "ycbcr_to_rgb"]

@@ -14,6 +14,12 @@ in two passes over tiles:
    with a halo covering the decoder's receptive field, and the tile's own
    part of its output is written into the image.
 
+With region masks (several styles placed on one content, see
+:mod:`fastgram.models.regions`), pass 1 also sums, per region and channel,
+the mask-weighted sums sum(m x), sum(m x^2) and sum(m), and pass 2 gives
+each region its own scale and shift, blended by the masks: again exactly
+what the untiled forward computes.
+
 Halos make every kept value equal to the untiled one: tile origins are
 multiples of the network's stride (the poolings and upsamplings see the same
 grid), and near an image border a tile's edge *is* the border, so zero and
@@ -173,24 +179,81 @@ class _FileStore:
         self.file.close()
 
 
-def tiled_features(network, batch: torch.Tensor, tile: int, keep: bool = True,
-                   progress: bool = False, label: str = "features"):
-    """Pass 1: the features of ``network.vgg`` (an AdaIN generator or the
-    statistics style encoder: one layer) of ``batch`` (B, 3, H, W; H, W
-    multiples of the stride) tile by tile, and their per-channel mean and
-    biased variance over the whole image (float64). Returns
-    ``(features or None, mean, var)``; ``features`` live on the CPU."""
+class _Moments:
+    """Float64 sums over the tiles of a feature map (B, C, h, w): per
+    channel, sum(x) and sum(x^2) over all positions; with region masks
+    (K, 1, h, w), also per region and channel sum(m x), sum(m x^2) and
+    per region sum(m). Summed in float64 so that millions of positions add
+    up without losing the variance to cancellation."""
+
+    def __init__(self, count: int, channels: int, regions: int = 0):
+        def zeros(*shape):
+            return torch.zeros(*shape, dtype=torch.float64)
+
+        self.positions = 0
+        self.total, self.squares = zeros(count, channels), zeros(count, channels)
+        self.weights = zeros(regions)
+        self.region_total = zeros(count, channels, regions)
+        self.region_squares = zeros(count, channels, regions)
+
+    def add(self, values: torch.Tensor, masks: Optional[torch.Tensor] = None) -> None:
+        """Add a tile's ``values`` (B, C, h, w), under ``masks`` (K, 1, h, w)
+        of the same positions when regions are summed."""
+        flat = values.flatten(2).double()
+        squares = flat * flat
+        self.positions += flat.shape[2]
+        self.total += flat.sum(dim=2).cpu()
+        self.squares += squares.sum(dim=2).cpu()
+        if masks is not None:
+            weights = masks.flatten(1).double().t()  # (positions, K): one product per sum
+            self.weights += weights.sum(dim=0).cpu()
+            self.region_total += (flat @ weights).cpu()
+            self.region_squares += (squares @ weights).cpu()
+
+    def whole(self):
+        """Per-channel mean and biased variance over all positions, (B, C)."""
+        return _mean_var(self.total, self.squares, self.positions)
+
+    def regions(self):
+        """Per region and channel mask-weighted mean and biased variance,
+        (B, K, C), as :func:`fastgram.models.regions.masked_statistics`
+        (an empty region gets 0 and 0)."""
+        weights = self.weights.clamp_min(1e-12)
+        mean, var = _mean_var(self.region_total, self.region_squares, weights)
+        return mean.transpose(1, 2), var.transpose(1, 2)
+
+
+def _mean_var(total: torch.Tensor, squares: torch.Tensor, weight):
+    mean = total / weight
+    return mean, (squares / weight - mean * mean).clamp_min(0.0)
+
+
+def _check_masks(masks: torch.Tensor, batch: torch.Tensor, size: Tuple[int, int]) -> None:
+    """Region masks must be (K, 1, h, w) at the features' resolution, on
+    the batch's device."""
+    validation.tensor(masks, "masks", (4,))
+    if masks.shape[1] != 1 or tuple(masks.shape[2:]) != tuple(size):
+        raise ValueError(f"masks: expected (K, 1, {size[0]}, {size[1]}) at the features' "
+                         f"resolution, got shape {tuple(masks.shape)}")
+    validation.same_device(masks, "masks", batch, "batch")
+
+
+def _first_pass(network, batch: torch.Tensor, tile: int, keep: bool, progress: bool, label: str,
+                masks: Optional[torch.Tensor]):
+    """Pass 1 (see :func:`tiled_features`): the kept features (or None) and
+    their :class:`_Moments`."""
     stride = network.vgg.min_size
     halo = _vgg_halo(network.vgg)
     count, _, height, width = batch.shape
     channels = network.style_dim // 2
     fh, fw = height // stride, width // stride
+    if masks is not None:
+        _check_masks(masks, batch, (fh, fw))
     features = None
     if keep:
         in_memory = count * channels * fh * fw * 4 <= IN_MEMORY_FEATURE_BYTES
         features = (_MemoryStore if in_memory else _FileStore)(count, channels, fh, fw)
-    total = torch.zeros(count, channels, dtype=torch.float64)
-    squares = torch.zeros(count, channels, dtype=torch.float64)
+    moments = _Moments(count, channels, 0 if masks is None else masks.shape[0])
     bar = _Progress(len(range(0, height, tile)) * len(range(0, width, tile)), label, progress)
     for y0, y1 in _spans(height, tile):
         for x0, x1 in _spans(width, tile):
@@ -199,38 +262,87 @@ def tiled_features(network, batch: torch.Tensor, tile: int, keep: bool = True,
             part = network.vgg(batch[:, :, top:bottom, left:right])[0].float()
             own = part[:, :, (y0 - top) // stride:(y1 - top) // stride,
                        (x0 - left) // stride:(x1 - left) // stride]
-            flat = own.flatten(2).double()
-            total += flat.sum(dim=2).cpu()
-            squares += (flat * flat).sum(dim=2).cpu()
+            rows, cols = slice(y0 // stride, y1 // stride), slice(x0 // stride, x1 // stride)
+            moments.add(own, None if masks is None else masks[:, :, rows, cols])
             if features is not None:
                 features.write(y0 // stride, x0 // stride, own)
             bar.step()
-    positions = fh * fw
-    mean = total / positions
-    var = (squares / positions - mean * mean).clamp_min(0.0)
+    return features, moments
+
+
+def tiled_features(network, batch: torch.Tensor, tile: int, keep: bool = True,
+                   progress: bool = False, label: str = "features",
+                   masks: Optional[torch.Tensor] = None):
+    """Pass 1: the features of ``network.vgg`` (an AdaIN generator or the
+    statistics style encoder: one layer) of ``batch`` (B, 3, H, W; H, W
+    multiples of the stride) tile by tile, and their per-channel mean and
+    biased variance over the whole image (float64, (B, C)); with ``masks``
+    (K, 1, H/stride, W/stride), the mask-weighted mean and variance of each
+    region instead ((B, K, C), as
+    :func:`fastgram.models.regions.masked_statistics`). Returns
+    ``(features or None, mean, var)``; ``features`` live on the CPU."""
+    validation.tensor(batch, "batch", (4,))
+    features, moments = _first_pass(network, batch, tile, keep, progress, label, masks)
+    mean, var = moments.whole() if masks is None else moments.regions()
     return features, mean, var
 
 
+def _check_params(params: torch.Tensor, count: int, channels: int,
+                  masks: Optional[torch.Tensor]) -> None:
+    want = (count, 2 * channels) if masks is None else (count, masks.shape[0], 2 * channels)
+    validation.tensor(params, "params", None)
+    if tuple(params.shape) != want:
+        raise ValueError(f"params: expected shape {want}, got {tuple(params.shape)}")
+
+
+def _transfer(part: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+              masks: Optional[torch.Tensor]) -> torch.Tensor:
+    """AdaIN with precomputed ``scale``, ``shift``: (B, C, 1, 1), or with
+    ``masks`` (K, 1, h, w) over the tile one pair per region (B, K, C, 1, 1),
+    blended by the masks (the formula of :mod:`fastgram.models.regions`)."""
+    if masks is None:
+        return part * scale + shift
+    out = torch.zeros_like(part)
+    for k, mask in enumerate(masks):
+        out += mask * (part * scale[:, k] + shift[:, k])
+    return out
+
+
 def tiled_render(generator, batch: torch.Tensor, params: torch.Tensor, tile: int,
-                 own_style: Optional[Callable] = None, progress: bool = False) -> torch.Tensor:
+                 own_style: Optional[Callable] = None, progress: bool = False,
+                 masks: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The generator's output for ``batch`` with AdaIN statistics ``params``
     (B, 2C), computed in tiles (see the module docstring). ``own_style``, if
     given, maps the content's own statistics (B, 2C) to the params to use
-    instead (the ``alpha`` blend)."""
+    instead (the ``alpha`` blend).
+
+    With ``masks`` (K, 1, H/stride, W/stride, summing to 1 over K), each
+    region gets its own statistics, as
+    :meth:`fastgram.models.AdaINGenerator.render_regions`: ``params`` are
+    (B, K, 2C), each region is normalised with its mask-weighted statistics
+    over the whole image, and ``own_style`` receives the content's own
+    whole-image statistics as (B, 1, 2C)."""
+    validation.tensor(batch, "batch", (4,))
     stride = generator.stride
     _, halo = halos(generator)
     device = batch.device
-    features, mean, var = tiled_features(generator, batch, tile, progress=progress,
-                                         label="stylise, pass 1/2")
+    count, _, height, width = batch.shape
+    fh, fw = height // stride, width // stride
+    if masks is not None:
+        _check_masks(masks, batch, (fh, fw))
+    _check_params(params, count, generator.style_dim // 2, masks)
+    features, moments = _first_pass(generator, batch, tile, True, progress,
+                                    "stylise, pass 1/2", masks)
     if own_style is not None:
-        params = own_style(torch.cat([mean, (var + generator.eps).sqrt()], dim=1).float().to(device))
-    style_mean, style_std = params.float().chunk(2, dim=1)
+        mean, var = moments.whole()
+        own = torch.cat([mean, (var + generator.eps).sqrt()], dim=1).float().to(device)
+        params = own_style(own if masks is None else own.unsqueeze(1))
+    mean, var = moments.whole() if masks is None else moments.regions()
+    style_mean, style_std = params.float().chunk(2, dim=-1)
     scale = style_std.double().cpu() * torch.rsqrt(var + generator.eps)
     shift = style_mean.double().cpu() - mean * scale
     scale = (scale * generator.feature_scale).float().to(device)[..., None, None]
     shift = (shift * generator.feature_scale).float().to(device)[..., None, None]
-    count, _, height, width = batch.shape
-    fh, fw = height // stride, width // stride
     out = torch.empty(count, 3, height, width, dtype=torch.float32, device=device)
     ftile = tile // stride
     bar = _Progress(len(range(0, fh, ftile)) * len(range(0, fw, ftile)), "stylise, pass 2/2",
@@ -240,7 +352,8 @@ def tiled_render(generator, batch: torch.Tensor, params: torch.Tensor, tile: int
             top, left = max(0, y0 - halo), max(0, x0 - halo)
             bottom, right = min(fh, y1 + halo), min(fw, x1 + halo)
             part = features.read(top, bottom, left, right).to(device, torch.float32)
-            image = generator.decoder(part * scale + shift).float()
+            regions = None if masks is None else masks[:, :, top:bottom, left:right]
+            image = generator.decoder(_transfer(part, scale, shift, regions)).float()
             out[:, :, y0 * stride:y1 * stride, x0 * stride:x1 * stride] = image[
                 :, :, (y0 - top) * stride:(y1 - top) * stride,
                 (x0 - left) * stride:(x1 - left) * stride]

@@ -187,8 +187,6 @@ class StyleTransferGAN:
                                  "(generator='adain', e.g. StyleTransferGAN.pretrained()); this "
                                  f"model's generator is {self.config.generator!r}")
             tile = tiling.check_tile(tile, self.generator)
-            if masks is not None:
-                raise ValueError("tile, masks: regional styles are not tiled yet; give one of them")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"size: expected None or a positive int, got {size!r}")
         single = not isinstance(content, (list, tuple))
@@ -250,7 +248,7 @@ class StyleTransferGAN:
                 plan = plan.with_masks(_resize_masks(plan.masks, batch.shape[2:]))
         out = self._generate(batch, plan, alpha, tile, progress)
         if keep_colors:
-            out = color.preserve_color(out, batch)
+            out = color.preserve_color(out, batch, out=out)  # ours: converted in place
         if kind == "pil":
             return imageio.tensor_to_pil(out[0])
         out = out.to(device)
@@ -290,9 +288,10 @@ class StyleTransferGAN:
             if plan.weights is not None:  # mixed at the AdaIN level
                 weights = plan.weights.to(params.device, params.dtype)
                 params = (weights[:, None] * params).sum(dim=0, keepdim=True)
-            if tile is not None:
-                out = tiling.tiled_render(self.generator, batch, params.expand(count, -1), tile,
-                                          self._own_style(params, alpha), progress)
+            if tile is not None:  # with masks: (K, P) params, one row per region
+                shape = (count, -1) if masks is None else (count, *params.shape)
+                out = tiling.tiled_render(self.generator, batch, params.expand(shape), tile,
+                                          self._own_style(params, alpha), progress, masks)
                 return out[:, :, :height, :width]
             content_code = self.generator.encode(batch)
             if masks is not None:
@@ -324,13 +323,15 @@ class StyleTransferGAN:
     def _auto_tile(self, batch: torch.Tensor, plan: "_Style") -> Optional[int]:
         """The largest tile whose work and kept features fit the memory
         budget, when this model and style can be tiled; else None."""
-        if not isinstance(self.generator, AdaINGenerator) or plan.masks is not None:
+        if not isinstance(self.generator, AdaINGenerator):
             return None
         budget, _ = memory.budget_bytes(batch.device)
         count, _, height, width = batch.shape
         stride = self.generator.stride
         kept = count * (self.generator.style_dim // 2) * (height // stride) * (width // stride) * 4
         kept = kept if kept <= tiling.IN_MEMORY_FEATURE_BYTES else 0  # else in a file
+        if plan.masks is not None:  # the regions at the features' resolution stay in memory
+            kept += len(plan.masks) * (height // stride) * (width // stride) * 4
         halo = tiling.receptive_field(self.generator)
         tile = min(2048, max(height, width) // 2)
         while tile >= halo:  # halving: few estimates, and tiles of similar shape

@@ -40,12 +40,42 @@ def test_preserve_color_keeps_the_content_chroma_and_the_output_luminance(gan):
     assert (color.rgb_to_ycbcr(plain)[:, 1:] - ycc_content[:, 1:]).abs().mean() > 1e-3
 
 
+def whole_image_swap(stylized, content):
+    """The conversion of whole images: Y of one, Cb and Cr of the other."""
+    luma = color.rgb_to_ycbcr(stylized)[..., :1, :, :]
+    chroma = color.rgb_to_ycbcr(content)[..., 1:, :, :]
+    return color.ycbcr_to_rgb(torch.cat([luma, chroma], dim=-3)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 23, 17), (3, 23, 17)])
+def test_preserve_color_in_bands_equals_the_whole_image(shape, monkeypatch):
+    torch.manual_seed(0)
+    stylized, content = torch.rand(shape), torch.rand(shape)
+    expected = whole_image_swap(stylized, content)
+    whole = color.preserve_color(stylized, content)  # one band
+    assert (whole - expected).abs().max() < 1e-6
+    row_bytes = 3 * 17 * 4 * (shape[0] if len(shape) == 4 else 1)
+    for rows in (1, 5, 22):  # 5 and 22 do not divide the 23 rows
+        monkeypatch.setattr(color, "BAND_BYTES", rows * row_bytes)
+        banded = color.preserve_color(stylized, content)
+        # equal up to the matrix products' last bit (their kernels vary with the band's size)
+        assert (banded - whole).abs().max() < 1e-6 and (banded - expected).abs().max() < 1e-6
+    # in place: the result is written into ``stylized``, here a cropped view
+    kept = torch.cat([stylized, torch.rand(shape)], dim=-1)[..., :17]
+    assert color.preserve_color(kept, content, out=kept) is kept
+    assert (kept - expected).abs().max() < 1e-6
+
+
 def test_preserve_color_bad_arguments(gan):
     x = torch.rand(3, 16, 16)
     with pytest.raises(TypeError, match="^preserve_color:"):
         gan.stylize(x, style=x, preserve_color="yes")
     with pytest.raises(ValueError, match="^content:"):
         color.preserve_color(torch.rand(3, 4, 4), torch.rand(3, 4, 5))
+    with pytest.raises(ValueError, match="^out:"):
+        color.preserve_color(x, x, out=torch.rand(3, 16, 15))
+    with pytest.raises(TypeError, match="^out:"):
+        color.preserve_color(x, x, out=x.long())
     with pytest.raises(ValueError, match="^image:"):
         color.rgb_to_ycbcr(torch.rand(4, 4, 4))
 
