@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastgram import color, imageio, memory, precision, tiling
+from fastgram import color, imageio, layer_tiling, memory, precision, tiling
 from fastgram.models.adain_generator import AdaINGenerator, VGGStatisticsEncoder
 from fastgram._version import __version__
 from fastgram import validation
@@ -93,23 +93,25 @@ class StyleTransferGAN:
         Images are resized so their shorter side is ``config.style_size``
         (default ``config.size``).
 
-        ``tile`` (any-style models, whose code is the statistics of one VGG19
-        layer): compute those statistics over tiles of this many pixels,
-        summed over the whole image (equal to the untiled code, with memory
-        that depends on the tile, not the image); ``progress`` shows the
-        tiles on stderr."""
+        ``tile``: encode in tiles of this many pixels, with memory that
+        depends on the tile, not the image, and a code equal to the untiled
+        one: any-style models sum their VGG19 statistics over the tiles
+        (:mod:`fastgram.tiling`), MUNIT-design style encoders run layer by
+        layer and pool over all tiles (:mod:`fastgram.layer_tiling`).
+        ``progress`` shows the tiles on stderr."""
         progress = validation.boolean(progress, "progress")
         if tile is not None:
-            if not isinstance(self.style_encoder, VGGStatisticsEncoder):
-                raise ValueError("tile: tiled style encoding needs an any-style model "
-                                 "(generator='adain'), whose code is VGG19 statistics")
-            tile = tiling.check_tile(tile, self.style_encoder)
+            tile = self._check_tile(tile, self.style_encoder)
         batch = [self._style_tensor(t) for t in _as_list(images, "images")]
         codes = []
         with self._autocast():
             for t in batch:
                 if tile is None:
                     codes.append(self.style_encoder(t).float())
+                    continue
+                if not isinstance(self.style_encoder, VGGStatisticsEncoder):
+                    codes.append(layer_tiling.encode_style(self.style_encoder, t, tile,
+                                                           progress).float())
                     continue
                 _, mean, var = tiling.tiled_features(self.style_encoder, t, tile, keep=False,
                                                      progress=progress, label="style")
@@ -165,13 +167,16 @@ class StyleTransferGAN:
                 needs a positive value in at least one mask. Each region is
                 normalised with its own content statistics before it is
                 given its style's (see :mod:`fastgram.models.regions`).
-            tile: stylise in tiles of this many pixels a side (any-style
-                models, ``generator="adain"``, such as the starter), with
-                AdaIN's statistics taken over the whole image, so the result
-                equals the untiled one (:mod:`fastgram.tiling`). ``None``:
-                whole, unless the memory estimate exceeds the budget, then
-                tiled with a tile size that fits. Must cover the network's
-                receptive field (20 pixels for the starter).
+            tile: stylise in tiles of this many pixels a side, every
+                instance norm and AdaIN taking its statistics over the whole
+                image, so the result equals the untiled one: any-style
+                models (such as the starter) in two passes
+                (:mod:`fastgram.tiling`), MUNIT-design models one layer pass
+                per norm (:mod:`fastgram.layer_tiling`). Works with
+                ``masks``, ``alpha`` and ``preserve_color``. ``None``: whole,
+                unless the memory estimate exceeds the budget, then tiled
+                with a tile size that fits. Must cover the receptive field
+                (20 pixels for the starter, 16 for the default MUNIT design).
             progress: show the tiles done on stderr.
 
         Returns:
@@ -182,11 +187,7 @@ class StyleTransferGAN:
         preserve_color = validation.boolean(preserve_color, "preserve_color")
         progress = validation.boolean(progress, "progress")
         if tile is not None:
-            if not isinstance(self.generator, AdaINGenerator):
-                raise ValueError("tile: tiled stylisation needs an any-style model "
-                                 "(generator='adain', e.g. StyleTransferGAN.pretrained()); this "
-                                 f"model's generator is {self.config.generator!r}")
-            tile = tiling.check_tile(tile, self.generator)
+            tile = self._check_tile(tile, self.generator)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"size: expected None or a positive int, got {size!r}")
         single = not isinstance(content, (list, tuple))
@@ -288,10 +289,8 @@ class StyleTransferGAN:
             if plan.weights is not None:  # mixed at the AdaIN level
                 weights = plan.weights.to(params.device, params.dtype)
                 params = (weights[:, None] * params).sum(dim=0, keepdim=True)
-            if tile is not None:  # with masks: (K, P) params, one row per region
-                shape = (count, -1) if masks is None else (count, *params.shape)
-                out = tiling.tiled_render(self.generator, batch, params.expand(shape), tile,
-                                          self._own_style(params, alpha), progress, masks)
+            if tile is not None:
+                out = self._render_tiles(batch, params, masks, alpha, tile, progress)
                 return out[:, :, :height, :width]
             content_code = self.generator.encode(batch)
             if masks is not None:
@@ -308,6 +307,40 @@ class StyleTransferGAN:
                 out = self.generator.render(content_code, params)
         return out[:, :, :height, :width].float()
 
+    def _check_tile(self, tile, network) -> int:
+        """``tile`` for ``network`` (generator or style encoder): checked
+        and rounded to its stride by the module that tiles it."""
+        if isinstance(network, (AdaINGenerator, VGGStatisticsEncoder)):
+            return tiling.check_tile(tile, network)
+        return layer_tiling.check_tile(tile, network)
+
+    def _render_tiles(self, batch: torch.Tensor, params: torch.Tensor, masks, alpha: float,
+                      tile: int, progress: bool) -> torch.Tensor:
+        """The generator's output in tiles: ``params`` (1, P), or (K, P)
+        with ``masks`` (one row per region); ``alpha`` blends with the
+        content's own style, computed over tiles too."""
+        count = batch.shape[0]
+        shape = (count, -1) if masks is None else (count, *params.shape)
+        if isinstance(self.generator, AdaINGenerator):
+            return tiling.tiled_render(self.generator, batch, params.expand(shape), tile,
+                                       self._own_style(params, alpha), progress, masks)
+        params = params.expand(shape)
+        if alpha < 1.0:
+            own = self.generator.style_params(self._tiled_own_code(batch, tile, progress), count)
+            own = own.unsqueeze(1) if masks is not None else own
+            params = alpha * params + (1.0 - alpha) * own
+        return layer_tiling.render(self.generator, batch, params, tile, masks, progress)
+
+    def _tiled_own_code(self, batch: torch.Tensor, tile: int, progress: bool) -> torch.Tensor:
+        """The content's own style code, its style encoder run in tiles."""
+        encoder = self.style_encoder
+        try:
+            tile = layer_tiling.check_tile(max(tile, layer_tiling.smallest_tile(encoder)), encoder)
+        except ValueError as error:
+            raise ValueError("alpha, tile: alpha < 1 in tiles needs a style encoder that can be "
+                             f"tiled ({error}); stylise whole or with alpha=1") from None
+        return layer_tiling.encode_style(encoder, batch, tile, progress)
+
     def _own_style(self, params: torch.Tensor, alpha: float):
         """For tiles: the ``alpha`` blend with the content's own statistics,
         which pass 1 computes (the adain model's style encoder takes those
@@ -323,22 +356,24 @@ class StyleTransferGAN:
     def _auto_tile(self, batch: torch.Tensor, plan: "_Style") -> Optional[int]:
         """The largest tile whose work and kept features fit the memory
         budget, when this model and style can be tiled; else None."""
-        if not isinstance(self.generator, AdaINGenerator):
-            return None
         budget, _ = memory.budget_bytes(batch.device)
         count, _, height, width = batch.shape
         stride = self.generator.stride
-        kept = count * (self.generator.style_dim // 2) * (height // stride) * (width // stride) * 4
-        kept = kept if kept <= tiling.IN_MEMORY_FEATURE_BYTES else 0  # else in a file
+        if isinstance(self.generator, AdaINGenerator):
+            kept = count * (self.generator.style_dim // 2) * (height // stride) * (width // stride) * 4
+            kept = kept if kept <= tiling.IN_MEMORY_FEATURE_BYTES else 0  # else in a file
+            halo = tiling.receptive_field(self.generator)
+        else:  # layer by layer: stores in memory up to this, then in files
+            kept = tiling.IN_MEMORY_FEATURE_BYTES
+            halo = layer_tiling.smallest_tile(self.generator)
         if plan.masks is not None:  # the regions at the features' resolution stay in memory
             kept += len(plan.masks) * (height // stride) * (width // stride) * 4
-        halo = tiling.receptive_field(self.generator)
         tile = min(2048, max(height, width) // 2)
         while tile >= halo:  # halving: few estimates, and tiles of similar shape
             side = tile - tile % stride + 2 * halo
             work = memory.estimate_generate_bytes(self.generator, (count, 3, side, side))
             if budget is None or work + kept <= budget:
-                return tiling.check_tile(tile, self.generator)
+                return self._check_tile(tile, self.generator)
             tile //= 2
         return None
 

@@ -139,3 +139,59 @@ def test_norms_that_cannot_be_tiled_are_named(inputs):
     params = generator.style_params(torch.randn(2, generator.style_dim), 2).detach()
     with pytest.raises(ValueError, match="^tile: the generator's norm layer 0 .* \\(BatchNorm2d\\)"):
         layer_tiling.render(generator, content, params, 32)
+
+
+# -- through StyleTransferGAN ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def munit():
+    from fastgram import StyleTransferGAN
+
+    from test_issue16_mixing_regions import MUNIT_TINY
+
+    torch.manual_seed(4)
+    return StyleTransferGAN(device="cpu", **{**MUNIT_TINY, "n_res_blocks": 2})
+
+
+def test_stylize_in_tiles_equals_whole_for_the_munit_design(munit):
+    torch.manual_seed(5)
+    content, style, other = torch.rand(3, 70, 90), torch.rand(3, 32, 32), torch.rand(3, 40, 40)
+    soft = torch.rand(1, 70, 90)
+    cases = [dict(), dict(alpha=0.4), dict(preserve_color=True),
+             dict(style=[style, other], style_weights=[0.7, 0.3]),
+             dict(style=[style, other], masks=[soft, 1 - soft]),
+             dict(style=[style, other], masks=[soft, 1 - soft], alpha=0.6)]
+    for case in cases:
+        kwargs = {"style": style, **case}
+        whole = munit.stylize(content, **kwargs)
+        for tile in (16, 44):
+            tiled = munit.stylize(content, tile=tile, **kwargs)
+            assert tiled.shape == whole.shape == (3, 70, 90)
+            assert (tiled - whole).abs().max() < 1e-5, (case, tile)
+
+
+def test_encode_style_in_tiles_for_the_munit_design(munit):
+    style = torch.rand(3, 96, 80)
+    munit.config.style_size = 96
+    try:
+        whole = munit.encode_style(style)
+        tiled = munit.encode_style(style, tile=32)
+    finally:
+        munit.config.style_size = None
+    assert torch.allclose(tiled, whole, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="^tile: expected at least 32 pixels"):
+        munit.encode_style(style, tile=16)
+
+
+def test_munit_design_is_tiled_when_the_image_does_not_fit(munit, monkeypatch, capsys):
+    from fastgram import memory
+
+    content, style = torch.rand(3, 64, 96), torch.rand(3, 32, 32)
+    whole = munit.stylize(content, style=style)
+    estimate = memory.estimate_generate_bytes(munit.generator, (1, 3, 64, 96))
+    monkeypatch.setattr(tiling, "IN_MEMORY_FEATURE_BYTES", 0)  # nothing kept in memory
+    monkeypatch.setenv(memory.ENV_VAR, str(int(estimate * 0.8)))
+    auto = munit.stylize(content, style=style, progress=True)
+    assert (auto - whole).abs().max() < 1e-5
+    assert "stylise, layer 1/" in capsys.readouterr().err
