@@ -36,8 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "content's chroma (YCbCr)")
     parser.add_argument("--tile", type=types.positive_int, default=None,
                         help="stylise in tiles of this many pixels with the whole image's "
-                             "statistics (any-style models; default: only when the image does "
-                             "not fit the memory budget)")
+                             "statistics (default: only when the image does not fit the "
+                             "memory budget)")
     parser.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
