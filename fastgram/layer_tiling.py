@@ -514,7 +514,7 @@ class _Walker:
             elif isinstance(module, _POINTWISE) and plane is None:
                 _in_bands(out, module)
             elif isinstance(module, _POINTWISE) and plane.residual is None:
-                plane.steps.append(lambda x, box, module=module: module(x))
+                plane.steps.append(_pointwise_step(module))
             elif _is_global_mean(module) and index == len(modules) - 1:
                 mean = self.runner.mean(plane)
                 plane.close()
@@ -522,6 +522,14 @@ class _Walker:
             else:
                 raise ValueError(f"tile: the network's {name} cannot be tiled")
         return None
+
+
+def _pointwise_step(module: torch.nn.Module) -> Step:
+    """``module`` as a plane's step; an in-place one gets a copy, as the
+    values it reads may be the store's own memory."""
+    if getattr(module, "inplace", False):
+        return lambda x, box: module(x.clone())
+    return lambda x, box: module(x)
 
 
 def _is_global_mean(module: torch.nn.Module) -> bool:
