@@ -171,14 +171,11 @@ def test_stylize_in_tiles_equals_whole_for_the_munit_design(munit):
             assert (tiled - whole).abs().max() < 1e-5, (case, tile)
 
 
-def test_encode_style_in_tiles_for_the_munit_design(munit):
+def test_encode_style_in_tiles_for_the_munit_design(munit, monkeypatch):
     style = torch.rand(3, 96, 80)
-    munit.config.style_size = 96
-    try:
-        whole = munit.encode_style(style)
-        tiled = munit.encode_style(style, tile=32)
-    finally:
-        munit.config.style_size = None
+    monkeypatch.setattr(munit.config, "style_size", 96)
+    whole = munit.encode_style(style)
+    tiled = munit.encode_style(style, tile=32)
     assert torch.allclose(tiled, whole, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="^tile: expected at least 32 pixels"):
         munit.encode_style(style, tile=16)

@@ -53,14 +53,11 @@ def test_naive_tiles_would_not_be_equal(starter):
     assert (halves - whole).abs().max() > 1e-2
 
 
-def test_encode_style_in_tiles_equals_the_whole_image(starter):
+def test_encode_style_in_tiles_equals_the_whole_image(starter, monkeypatch):
     style = data.load_image("retina", (96, 112))
-    starter.config.style_size = 96
-    try:
-        whole = starter.encode_style(style)
-        tiled = starter.encode_style(style, tile=40)
-    finally:
-        starter.config.style_size = None
+    monkeypatch.setattr(starter.config, "style_size", 96)  # no resize to the default
+    whole = starter.encode_style(style)
+    tiled = starter.encode_style(style, tile=40)
     assert torch.allclose(tiled, whole, rtol=1e-4, atol=1e-3)
 
 
