@@ -117,3 +117,21 @@ def run_two_ranks(script_text: str, tmp_path, marker: str) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert marker in result.stdout, result.stdout[-3000:]
+
+
+def assert_compiles_fullgraph(fn, features, rtol: float = 1e-6) -> None:
+    """``fn(list of tensors) -> scalar loss`` compiles with no graph break
+    (fullgraph, aot_eager) and its loss and gradients equal the eager ones."""
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(fn)([f.detach().clone() for f in features])
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    fs = [f.detach().clone().requires_grad_() for f in features]
+    fe = [f.detach().clone().requires_grad_() for f in features]
+    out, expected = compiled(fs), fn(fe)
+    assert_close(out, expected, rtol, "compiled loss")
+    out.backward()
+    expected.backward()
+    for a, b in zip(fs, fe):
+        assert_close(a.grad, b.grad, rtol, "compiled grad")
+    torch._dynamo.reset()

@@ -14,8 +14,8 @@ import torch
 import fastgram
 from fastgram import dispatch
 from fastgram.ops import reference
-from helpers import (RTOL, assert_close, poisoned_memory, randn, reference_style_loss_and_grads,
-                     require_extension)
+from helpers import (RTOL, assert_close, assert_compiles_fullgraph, poisoned_memory, randn,
+                     reference_style_loss_and_grads, require_extension)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -239,19 +239,7 @@ def test_fullgraph_compile_has_no_graph_breaks(gen, monkeypatch):
             fs[0], 0.5
         ).sum()
 
-    torch._dynamo.reset()
-    explanation = torch._dynamo.explain(fn)([f.clone() for f in features])
-    assert explanation.graph_break_count == 0, explanation.break_reasons
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    fs = [f.clone().requires_grad_() for f in features]
-    fe = [f.clone().requires_grad_() for f in features]
-    out, expected = compiled(fs), fn(fe)
-    assert_close(out, expected, 1e-6, "compiled loss")
-    out.backward()
-    expected.backward()
-    for a, b in zip(fs, fe):
-        assert_close(a.grad, b.grad, 1e-6, "compiled grad")
-    torch._dynamo.reset()
+    assert_compiles_fullgraph(fn, features)
 
 
 # --------------------------------------------------------------------------

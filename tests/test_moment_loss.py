@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from fastgram import nn, ops
 from fastgram.ops import reference
-from helpers import assert_close, randn, require_extension, kernel_backends
+from helpers import assert_close, assert_compiles_fullgraph, randn, require_extension, kernel_backends
 
 EPS = 1e-5
 # VGG-like layer shapes in miniature: channels grow as positions shrink;
@@ -261,16 +261,4 @@ def test_ext_fullgraph_compile(gen):
         return ext_moment.run(fs, [m for m, _ in stats], [s for _, s in stats],
                               [1.0, 0.5, 2.0], EPS, True) * 2.0
 
-    torch._dynamo.reset()
-    explanation = torch._dynamo.explain(fn)([f.detach().clone() for f in features])
-    assert explanation.graph_break_count == 0, explanation.break_reasons
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    fs = [f.detach().clone().requires_grad_() for f in features]
-    fe = [f.detach().clone().requires_grad_() for f in features]
-    out, expected = compiled(fs), fn(fe)
-    assert_close(out, expected, 1e-6, "compiled loss")
-    out.backward()
-    expected.backward()
-    for a, b in zip(fs, fe):
-        assert_close(a.grad, b.grad, 1e-6, "compiled grad")
-    torch._dynamo.reset()
+    assert_compiles_fullgraph(fn, features)
