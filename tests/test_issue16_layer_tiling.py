@@ -192,3 +192,17 @@ def test_munit_design_is_tiled_when_the_image_does_not_fit(munit, monkeypatch, c
     auto = munit.stylize(content, style=style, progress=True)
     assert (auto - whole).abs().max() < 1e-5
     assert "stylise, layer 1/" in capsys.readouterr().err
+
+
+def test_a_style_encoder_that_cannot_be_tiled_is_named():
+    from fastgram import StyleTransferGAN
+
+    from test_issue16_mixing_regions import MUNIT_TINY
+
+    gan = StyleTransferGAN(device="cpu", style_encoder="vgg", **MUNIT_TINY)
+    content, style = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    with pytest.raises(ValueError, match="^tile: cannot tile a VGGStyleEncoder"):
+        gan.encode_style(style, tile=32)
+    with pytest.raises(ValueError, match="^alpha, tile: alpha < 1 in tiles needs a style encoder"):
+        gan.stylize(content, style=style, alpha=0.5, tile=16)
+    assert gan.stylize(content, style=style, tile=16).shape == (3, 32, 32)  # alpha = 1 tiles
